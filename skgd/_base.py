@@ -1,0 +1,357 @@
+"""What both estimators share: parameters, validation, the epoch driver,
+early stopping and ``partial_fit`` bookkeeping."""
+
+import time
+import warnings
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _engine
+from .losses import Loss, get_loss
+from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
+
+_FLOATS = [np.float64, np.float32]
+
+
+class BaseMinibatchSGD(BaseEstimator):
+    """Shared machinery of the minibatch SGD estimators (not public)."""
+
+    _loss_names = {}  # set by subclasses: name -> Loss factory
+
+    _parameter_constraints: dict = {
+        "loss": [StrOptions(set()), Loss],  # names filled by subclasses
+        "penalty": [StrOptions({"l2", "l1", "elasticnet"}), None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both"), None],
+        "fit_intercept": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "shuffle": ["boolean"],
+        "verbose": ["verbose"],
+        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "learning_rate": [StrOptions(set(SCHEDULES))],
+        "eta0": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, None, None, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+        "average": [Interval(Integral, 0, None, closed="neither"), "boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "clip_value": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
+    # ------------------------------------------------------------ validation
+
+    def _check_params(self, for_partial_fit=False):
+        self._validate_params()
+        if self.early_stopping and for_partial_fit:
+            raise ValueError("early_stopping should be False with partial_fit.")
+        if self.learning_rate == "optimal" and self.alpha == 0:
+            raise ValueError(
+                "alpha must be > 0 since learning_rate is 'optimal': alpha is used "
+                "to compute the optimal learning rate."
+            )
+        if self.penalty == "elasticnet" and self.l1_ratio is None:
+            raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
+
+    def _validate_X(self, X, y="no_validation", reset=True, y_numeric=False):
+        """Validate X (and y) once: float32/float64, C-ordered or CSR."""
+        kwargs = dict(
+            accept_sparse="csr",
+            dtype=_FLOATS,
+            order="C",
+            accept_large_sparse=True,
+            reset=reset,
+        )
+        if isinstance(y, str) and y == "no_validation":
+            return validate_data(self, X, **kwargs)
+        return validate_data(self, X, y, y_numeric=y_numeric, **kwargs)
+
+    @staticmethod
+    def _check_sample_weight(sample_weight, n_samples):
+        if sample_weight is None:
+            return np.ones(n_samples, dtype=np.float64)
+        sw = np.asarray(sample_weight)
+        if sw.ndim == 0:
+            sw = np.full(n_samples, float(sw))
+        if sw.ndim != 1 or sw.shape[0] != n_samples:
+            raise ValueError(
+                f"sample_weight.shape == {sw.shape}, expected ({n_samples},)."
+            )
+        if not np.issubdtype(sw.dtype, np.number) or np.iscomplexobj(sw):
+            raise ValueError(f"sample_weight must be real numbers; got dtype {sw.dtype}.")
+        sw = sw.astype(np.float64)
+        bad = ~np.isfinite(sw) | (sw < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"sample_weight must be finite and non-negative; got {sw[i]} at index {i}."
+            )
+        if not sw.any():
+            raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
+        return sw
+
+    def _loss_object(self):
+        return get_loss(self.loss, self.epsilon, self._loss_names)
+
+    # --------------------------------------------------------------- engine
+
+    def _hyper(self, state, loss, dtype):
+        schedule = SCHEDULES[self.learning_rate]
+        t0 = 0.0
+        if schedule == OPTIMAL:
+            fn, params = loss.dloss, loss.params()
+            t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
+        return _engine.make_hyper(
+            schedule=schedule,
+            alpha=self.alpha,
+            eta0=state.eta,
+            power_t=self.power_t,
+            optimal_init=t0,
+            penalty=self.penalty,
+            l1_ratio=self.l1_ratio if self.l1_ratio is not None else 0.0,
+            fit_intercept=self.fit_intercept,
+            batch_size=self.batch_size,
+            clip_norm=self.clip_norm,
+            clip_value=self.clip_value,
+            average=self.average,
+            dtype=dtype,
+        )
+
+    def _new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None):
+        return _engine.EngineState(
+            n_outputs,
+            n_features,
+            dtype,
+            average=self.average > 0,
+            l1=self.penalty in ("l1", "elasticnet"),
+            eta0=self.eta0,
+            coef_init=coef_init,
+            intercept_init=intercept_init,
+        )
+
+    def _objective(self, total_loss, weight_sum, state):
+        coef, _ = state.weights()
+        return total_loss / max(weight_sum, np.finfo(float).tiny) + _engine.penalty_value(
+            coef, self.alpha, self.penalty, self.l1_ratio
+        )
+
+    def _check_finite(self, state, objective, epoch):
+        if not (state.is_finite() and np.isfinite(objective)):
+            raise ValueError(
+                f"Training diverged at epoch {epoch}: the weights or the loss are "
+                "no longer finite. Scale the features (e.g. StandardScaler), lower "
+                "eta0, or set clip_norm."
+            )
+
+    def _run_epochs(self, X, Y, sample_weight, state, loss, *, rows, max_epochs,
+                    rng, validation=None):
+        """The epoch driver: shuffle, one compiled pass, stopping rules.
+
+        Returns
+        -------
+        n_iter : int
+        curve : list of float
+            Mean training objective (weighted loss + penalty) per epoch.
+        val_scores : list of float
+        """
+        hyper = self._hyper(state, loss, state.coef.dtype)
+        weight_sum = float(sample_weight[rows].sum())
+        curve, val_scores = [], []
+        best, no_improvement = np.inf, 0
+        use_tol = self.tol is not None
+        start = time.perf_counter()
+        n_iter = 0
+        for epoch in range(1, max_epochs + 1):
+            order = rng.permutation(rows) if self.shuffle else rows
+            total = _engine.run_pass(state, X, Y, sample_weight, order, hyper, loss)
+            objective = self._objective(total, weight_sum, state)
+            self._check_finite(state, objective, epoch)
+            curve.append(objective)
+            n_iter = epoch
+            if self.verbose:
+                coef, intercept = state.weights()
+                print(
+                    f"Epoch {epoch}: loss {objective:.6g}, |w| {np.linalg.norm(coef):.4g}, "
+                    f"bias {intercept.mean():.4g}, eta {state.eta:.3g}, t {state.t:.0f}, "
+                    f"{time.perf_counter() - start:.3f} s"
+                )
+            if validation is not None:
+                coef, intercept = self._public_weights(state)
+                score = self._score_weights(coef, intercept, *validation)
+                val_scores.append(score)
+                current = -score
+            else:
+                current = objective
+            if not use_tol:
+                continue
+            if current > best - self.tol:
+                no_improvement += 1
+            else:
+                no_improvement = 0
+            best = min(best, current)
+            if no_improvement >= self.n_iter_no_change:
+                if SCHEDULES[self.learning_rate] == ADAPTIVE and state.eta > 1e-6:
+                    state.eta /= 5.0
+                    hyper = hyper._replace(eta0=state.eta)
+                    no_improvement = 0
+                else:
+                    break
+        return n_iter, curve, val_scores
+
+    def _public_weights(self, state):
+        """coef, intercept as the user sees them (averaged once averaging began)."""
+        avg = state.averaged_weights()
+        if avg is not None and self.average <= state.t - 1:
+            return avg
+        return state.weights()
+
+    def _fit_state(self, X, Y, sample_weight, state, loss, stratify):
+        """Full training of ``fit``: split, epochs, convergence warning."""
+        n = X.shape[0]
+        rng = check_random_state(self.random_state)
+        rows = np.arange(n, dtype=np.int64)
+        validation = None
+        if self.early_stopping:
+            rows, val = self._validation_split(n, stratify, sample_weight)
+            validation = (X[val], stratify[val], sample_weight[val])
+        n_iter, curve, val_scores = self._run_epochs(
+            X, Y, sample_weight, state, loss, rows=rows, max_epochs=self.max_iter,
+            rng=rng, validation=validation,
+        )
+        if self.tol is not None and n_iter == self.max_iter:
+            warnings.warn(
+                "Maximum number of iteration reached before convergence. Consider "
+                "increasing max_iter to improve the fit.",
+                ConvergenceWarning,
+            )
+        return n_iter, curve, val_scores
+
+    def _validation_split(self, n, stratify, sample_weight):
+        from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+        splitter = StratifiedShuffleSplit if self._is_classifier_like() else ShuffleSplit
+        cv = splitter(test_size=self.validation_fraction, random_state=self.random_state)
+        try:
+            train, val = next(cv.split(np.zeros((n, 1)), stratify))
+        except ValueError as exc:
+            raise ValueError(
+                f"Splitting {n} samples into a train set and a validation set with "
+                f"validation_fraction={self.validation_fraction!r} failed ({exc}). "
+                "Use more samples, change validation_fraction, or disable early_stopping."
+            ) from exc
+        if train.size == 0 or val.size == 0:
+            raise ValueError(
+                f"Splitting {n} samples with validation_fraction="
+                f"{self.validation_fraction!r} led to an empty set. Use more samples, "
+                "change validation_fraction, or disable early_stopping."
+            )
+        if not np.any(sample_weight[val] > 0):
+            raise ValueError(
+                "The sample weights for the validation set are all zero; use a "
+                "different random_state."
+            )
+        return np.sort(train).astype(np.int64), np.sort(val)
+
+    def _is_classifier_like(self):
+        return False
+
+    def _stream_rng(self, state):
+        """The RNG that shuffles partial_fit chunks; kept in the state so a
+        pickled model resumes the same stream."""
+        if state.rng is None:
+            state.rng = check_random_state(self.random_state)
+            if state.rng is np.random.mtrand._rand:
+                state.rng = np.random.RandomState(state.rng.randint(2**31 - 1))
+        return state.rng
+
+    def _partial_state(self, X, Y, sample_weight, state, loss):
+        """One pass over a chunk on a copy of ``state``; returns the new state."""
+        new = state.copy()
+        rng = self._stream_rng(new)
+        rows = np.arange(X.shape[0], dtype=np.int64)
+        n_iter, curve, _ = self._run_epochs(
+            X, Y, sample_weight, new, loss, rows=rows, max_epochs=1, rng=rng
+        )
+        return new, curve
+
+    # ------------------------------------------------------------ predicting
+
+    def _decision(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+    # -------------------------------------------------------- bookkeeping
+
+    @contextmanager
+    def _unchanged_on_error(self):
+        """Restore every attribute if the block raises.
+
+        Training works on copies and assigns new objects at the end, so a
+        shallow snapshot of ``__dict__`` is enough to undo a failed call.
+        """
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _commit(self, state, n_iter, curve, val_scores=None, *, incremental):
+        """Publish a finished state as fitted attributes."""
+        self._state = state
+        self.n_iter_ = n_iter
+        self.t_ = state.t
+        if incremental and hasattr(self, "loss_curve_"):
+            self.loss_curve_ = self.loss_curve_ + curve
+        else:
+            self.loss_curve_ = list(curve)
+        if val_scores:
+            self.validation_scores_ = list(val_scores)
+            self.best_score_ = float(max(val_scores))
+        coef, intercept = self._public_weights(state)
+        dtype = state.coef.dtype
+        self._set_weights(coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False))
+
+    def _init_arrays(self, n_outputs, n_features, coef_init, intercept_init):
+        """Check ``coef_init`` / ``intercept_init``; fall back to warm start."""
+        if coef_init is None and self.warm_start and hasattr(self, "_state"):
+            if self._state.coef.shape == (n_outputs, n_features):
+                coef_init, intercept_init = self._public_weights(self._state)
+        if coef_init is not None:
+            coef_init = np.asarray(coef_init, dtype=np.float64)
+            if coef_init.size != n_outputs * n_features or (
+                coef_init.ndim == 2 and coef_init.shape != (n_outputs, n_features)
+            ):
+                raise ValueError(
+                    f"coef_init has shape {coef_init.shape}; expected "
+                    f"({n_outputs}, {n_features})."
+                )
+            coef_init = coef_init.reshape(n_outputs, n_features)
+        if intercept_init is not None:
+            intercept_init = np.asarray(intercept_init, dtype=np.float64).reshape(-1)
+            if intercept_init.shape != (n_outputs,):
+                raise ValueError(
+                    f"intercept_init has shape {intercept_init.shape}; expected "
+                    f"({n_outputs},)."
+                )
+        return coef_init, intercept_init

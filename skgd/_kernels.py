@@ -1,0 +1,365 @@
+"""The compiled minibatch SGD pass (numba).
+
+One call of :func:`sgd_pass` runs every minibatch of one epoch (or of one
+``partial_fit`` chunk): scores, loss derivatives, weight decay, gradient
+clipping, the gradient step, the L1 penalty, averaging and the clock. No
+Python runs per minibatch.
+
+Data layouts
+------------
+``X`` is a *dataset tuple*: ``(array2d,)`` for dense C-ordered rows, or
+``(data, indices, indptr)`` for CSR (int32 or int64 indices). The row helpers
+below are ``overload``-ed on that tuple, so one kernel source serves both.
+
+Weights
+-------
+``coef`` has shape ``(n_outputs, n_features)``: one row per output (one per
+class for one-vs-rest, one for binary and regression problems), so all
+classes train in the same pass. The real weights are ``scale * coef``:
+L2 weight decay multiplies ``scale`` only, which keeps a sparse step as cheap
+as the non-zeros it touches (Shalev-Shwartz et al. 2007, Bottou 2010).
+
+Averaging (ASGD, Polyak & Juditsky 1992) is lazy too: the sum of the weights
+since averaging began is ``avg_coef + clock[AVG_B] * coef``. A step that
+changes ``coef[k, j]`` by ``delta`` subtracts ``clock[AVG_B] * delta`` from
+``avg_coef[k, j]``, and then ``clock[AVG_B]`` grows by ``scale``.
+
+L1 uses the cumulative penalty of Tsuruoka, Tsujii & Ananiadou (2009): each
+touched weight is pulled towards zero by the penalty it has not received yet,
+clipped at zero, which produces exact zeros.
+"""
+
+import numba
+import numpy as np
+from numba.extending import overload
+
+from .schedules import learning_rate
+
+# Slots of the float64 ``clock`` array (the engine's scalar state).
+T = 0  # samples seen + 1 (scikit-learn's ``t_``)
+SCALE = 1  # real weights = SCALE * coef
+L1_U = 2  # total L1 penalty each weight could have received so far
+AVG_B = 3  # coefficient of coef in the lazy sum of averaged weights
+AVG_N = 4  # number of steps averaged so far
+N_CLOCK = 5
+
+# Derivatives are clipped to this magnitude, as in scikit-learn, so that one
+# extreme sample cannot produce an infinite step.
+MAX_DLOSS = 1e12
+
+_JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+
+
+# --------------------------------------------------------------- row helpers
+
+
+def row_dot(X, i, w):
+    """``X[i] . w`` (compiled; dense or CSR)."""
+
+
+@overload(row_dot, jit_options=_JIT)
+def _row_dot(X, i, w):
+    if len(X) == 1:
+
+        def impl(X, i, w):
+            x = X[0][i]
+            s = 0.0
+            for j in range(x.shape[0]):
+                s += x[j] * w[j]
+            return s
+
+    else:
+
+        def impl(X, i, w):
+            data, indices, indptr = X
+            s = 0.0
+            for jj in range(indptr[i], indptr[i + 1]):
+                s += data[jj] * w[indices[jj]]
+            return s
+
+    return impl
+
+
+def row_axpy(X, i, c, w):
+    """``w += c * X[i]`` (compiled; dense or CSR)."""
+
+
+@overload(row_axpy, jit_options=_JIT)
+def _row_axpy(X, i, c, w):
+    if len(X) == 1:
+
+        def impl(X, i, c, w):
+            x = X[0][i]
+            for j in range(x.shape[0]):
+                w[j] += c * x[j]
+
+    else:
+
+        def impl(X, i, c, w):
+            data, indices, indptr = X
+            for jj in range(indptr[i], indptr[i + 1]):
+                w[indices[jj]] += c * data[jj]
+
+    return impl
+
+
+def mark_row(X, i, mark, touched, n_touched):
+    """Add the columns of row ``i`` to the ``touched`` list; return its length.
+
+    Dense rows touch every column: the caller pre-fills ``touched`` with all
+    columns, and this returns ``n_features``.
+    """
+
+
+@overload(mark_row, jit_options=_JIT)
+def _mark_row(X, i, mark, touched, n_touched):
+    if len(X) == 1:
+
+        def impl(X, i, mark, touched, n_touched):
+            return X[0].shape[1]
+
+    else:
+
+        def impl(X, i, mark, touched, n_touched):
+            data, indices, indptr = X
+            for jj in range(indptr[i], indptr[i + 1]):
+                j = indices[jj]
+                if not mark[j]:
+                    mark[j] = True
+                    touched[n_touched] = j
+                    n_touched += 1
+            return n_touched
+
+    return impl
+
+
+# ------------------------------------------------------ small transformations
+
+
+@numba.njit(**_JIT)
+def fold_scale(coef, clock, avg_coef):
+    """Multiply ``scale`` into ``coef`` and reset it to 1.
+
+    Keeps ``coef`` from growing as ``1 / scale``; with averaging on it also
+    makes the lazy sum explicit (``avg_coef += AVG_B * coef``), which bounds
+    the cancellation in ``avg_coef + AVG_B * coef``.
+    """
+    scale = clock[SCALE]
+    b = clock[AVG_B]
+    for k in range(coef.shape[0]):
+        for j in range(coef.shape[1]):
+            if b != 0.0:
+                avg_coef[k, j] += b * coef[k, j]
+            coef[k, j] *= scale
+    clock[AVG_B] = 0.0
+    clock[SCALE] = 1.0
+
+
+@numba.njit(**_JIT)
+def clip_by_value(grad, grad_b, touched, n_touched, limit):
+    """Clip each gradient component to ``[-limit, limit]``.
+
+    Gradient clipping by value (Mikolov 2012, Pascanu et al. 2013).
+    """
+    for k in range(grad.shape[0]):
+        for jj in range(n_touched):
+            j = touched[jj]
+            grad[k, j] = min(max(grad[k, j], -limit), limit)
+        grad_b[k] = min(max(grad_b[k], -limit), limit)
+
+
+@numba.njit(**_JIT)
+def clip_by_global_norm(grad, grad_b, touched, n_touched, max_norm):
+    """Factor that rescales the whole gradient to L2 norm ``<= max_norm``.
+
+    Gradient clipping by norm (Pascanu, Mikolov & Bengio 2013). The norm is
+    taken over all outputs and the intercepts together.
+    """
+    sq = 0.0
+    for k in range(grad.shape[0]):
+        for jj in range(n_touched):
+            g = grad[k, touched[jj]]
+            sq += g * g
+        sq += grad_b[k] * grad_b[k]
+    norm = np.sqrt(sq)
+    if norm > max_norm:
+        return max_norm / norm
+    return 1.0
+
+
+@numba.njit(**_JIT)
+def l1_cumulative_penalty(coef, l1_applied, avg_coef, clock, touched, n_touched):
+    """Apply the pending L1 penalty to the touched weights (Tsuruoka 2009)."""
+    u = clock[L1_U]
+    scale = clock[SCALE]
+    b = clock[AVG_B]
+    for jj in range(n_touched):
+        j = touched[jj]
+        for k in range(coef.shape[0]):
+            old = coef[k, j]
+            w = scale * old
+            z = w
+            if w > 0.0:
+                w = max(0.0, w - (u + l1_applied[k, j]))
+            elif w < 0.0:
+                w = min(0.0, w + (u - l1_applied[k, j]))
+            l1_applied[k, j] += w - z
+            new = w / scale
+            coef[k, j] = new
+            if b != 0.0:
+                avg_coef[k, j] -= b * (new - old)
+
+
+# ------------------------------------------------------------------- the pass
+
+
+@numba.njit(**_JIT)
+def sgd_pass(
+    X,
+    Y,
+    sample_weight,
+    order,
+    coef,
+    intercept,
+    avg_coef,
+    avg_intercept,
+    l1_applied,
+    clock,
+    hyper,
+    loss,
+    dloss,
+    loss_params,
+    work,
+):
+    """Run one pass of minibatch SGD over the rows ``order`` (in that order).
+
+    Parameters
+    ----------
+    X : tuple
+        Dataset tuple, dense ``(X,)`` or CSR ``(data, indices, indptr)``.
+    Y : ndarray of shape (n_samples, n_outputs), float64
+        Target of each output (+1/-1 for classification).
+    sample_weight : ndarray of shape (n_samples,), float64
+        Weight of each row (class weights included).
+    order : ndarray of int64
+        Rows to visit, in order; consecutive runs of ``batch_size`` form the
+        minibatches.
+    coef, intercept, avg_coef, avg_intercept, l1_applied, clock : ndarray
+        Engine state, updated in place (see the module docstring).
+    hyper : Hyper
+        Hyper-parameters (a named tuple built by ``skgd._engine``).
+    loss, dloss : first-class functions ``(p, y, *loss_params) -> float``
+    loss_params : tuple of float
+    work : tuple
+        Scratch buffers ``(grad, grad_b, derivs, mark, touched)``.
+
+    Returns
+    -------
+    total_loss : float
+        Sum over the rows of ``sample_weight * loss``, each taken at the
+        weights before that row's minibatch step.
+    """
+    grad, grad_b, derivs, mark, touched = work
+    n_out = coef.shape[0]
+    n_rows = order.shape[0]
+    batch = hyper.batch_size
+    clipping = hyper.clip_norm > 0.0 or hyper.clip_value > 0.0
+    track = clipping or hyper.l1 > 0.0
+    averaging = hyper.average_start > 0.0
+    total_loss = 0.0
+
+    for start in range(0, n_rows, batch):
+        m = min(batch, n_rows - start)
+        t = clock[T]
+        # One step of m samples moves as far as m per-sample steps.
+        eta = m * learning_rate(hyper, t + 0.5 * (m - 1))
+
+        # 1. Loss derivatives at the current weights.
+        scale = clock[SCALE]
+        for r in range(m):
+            i = order[start + r]
+            sw = sample_weight[i]
+            for k in range(n_out):
+                p = scale * row_dot(X, i, coef[k]) + intercept[k]
+                y = Y[i, k]
+                total_loss += sw * loss(p, y, *loss_params)
+                d = dloss(p, y, *loss_params)
+                derivs[r, k] = sw * min(max(d, -MAX_DLOSS), MAX_DLOSS)
+
+        # 2. L2 weight decay, lazily through the scale.
+        if hyper.l2 > 0.0:
+            clock[SCALE] = scale * max(0.0, 1.0 - eta * hyper.l2)
+            if clock[SCALE] < hyper.scale_min:
+                fold_scale(coef, clock, avg_coef)
+        scale = clock[SCALE]
+        avg_b = clock[AVG_B]
+
+        n_touched = 0
+        if track:
+            for r in range(m):
+                n_touched = mark_row(X, order[start + r], mark, touched, n_touched)
+
+        # 3. The gradient step on the mean gradient of the batch.
+        step = eta / m
+        if clipping:
+            for r in range(m):
+                i = order[start + r]
+                for k in range(n_out):
+                    if derivs[r, k] != 0.0:
+                        row_axpy(X, i, derivs[r, k] / m, grad[k])
+            for k in range(n_out):
+                s = 0.0
+                for r in range(m):
+                    s += derivs[r, k]
+                grad_b[k] = s / m if hyper.fit_intercept else 0.0
+            if hyper.clip_value > 0.0:
+                clip_by_value(grad, grad_b, touched, n_touched, hyper.clip_value)
+            factor = 1.0
+            if hyper.clip_norm > 0.0:
+                factor = clip_by_global_norm(grad, grad_b, touched, n_touched, hyper.clip_norm)
+            c = -eta * factor / scale
+            for k in range(n_out):
+                for jj in range(n_touched):
+                    j = touched[jj]
+                    delta = c * grad[k, j]
+                    coef[k, j] += delta
+                    if avg_b != 0.0:
+                        avg_coef[k, j] -= avg_b * delta
+                    grad[k, j] = 0.0
+                intercept[k] -= eta * factor * grad_b[k]
+        else:
+            for r in range(m):
+                i = order[start + r]
+                for k in range(n_out):
+                    c = -step * derivs[r, k]
+                    if c != 0.0:
+                        row_axpy(X, i, c / scale, coef[k])
+                        if avg_b != 0.0:
+                            row_axpy(X, i, -avg_b * c / scale, avg_coef[k])
+            if hyper.fit_intercept:
+                for k in range(n_out):
+                    s = 0.0
+                    for r in range(m):
+                        s += derivs[r, k]
+                    intercept[k] -= step * s
+
+        # 4. L1: the cumulative penalty on the weights this batch touched.
+        if hyper.l1 > 0.0:
+            clock[L1_U] += eta * hyper.l1
+            l1_cumulative_penalty(coef, l1_applied, avg_coef, clock, touched, n_touched)
+
+        if track:
+            for jj in range(n_touched):
+                mark[touched[jj]] = False
+
+        # 5. Averaging: fold this step's weights into the running sum.
+        if averaging and t + m - 1 >= hyper.average_start:
+            clock[AVG_B] += scale
+            clock[AVG_N] += 1.0
+            inv = 1.0 / clock[AVG_N]
+            for k in range(n_out):
+                avg_intercept[k] += (intercept[k] - avg_intercept[k]) * inv
+
+        clock[T] = t + m
+
+    return total_loss

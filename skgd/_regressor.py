@@ -1,0 +1,230 @@
+"""MinibatchSGDRegressor."""
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import StrOptions
+
+from ._base import BaseMinibatchSGD
+from .losses import REGRESSION_LOSSES, Loss
+
+
+class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
+    """Linear regression trained by minibatch stochastic gradient descent.
+
+    A drop-in replacement for :class:`sklearn.linear_model.SGDRegressor`:
+    every constructor argument has the same name, default and meaning, plus
+    ``batch_size``, gradient clipping and user-defined losses.
+
+    Parameters
+    ----------
+    loss : str or Loss, default='squared_error'
+        ``'squared_error'``, ``'huber'``, ``'epsilon_insensitive'``,
+        ``'squared_epsilon_insensitive'``, or a :class:`skgd.losses.Loss`.
+    penalty : {'l2', 'l1', 'elasticnet'} or None, default='l2'
+        Regulariser; L1 produces exact zeros.
+    alpha : float, default=1e-4
+        Regularisation strength.
+    l1_ratio : float, default=0.15
+        Elastic-net mixing.
+    fit_intercept : bool, default=True
+        Whether to learn an intercept.
+    max_iter : int, default=1000
+        Maximum number of epochs of ``fit``.
+    tol : float or None, default=1e-3
+        Stopping tolerance on the epoch objective (or the validation R^2).
+    shuffle : bool, default=True
+        Shuffle the rows every epoch.
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+    epsilon : float, default=0.1
+        Epsilon of the 'huber' and epsilon-insensitive losses.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling and the validation split.
+    learning_rate : {'invscaling', 'constant', 'optimal', 'adaptive'}, default='invscaling'
+        Schedule, see :mod:`skgd.schedules`.
+    eta0 : float, default=0.01
+        Initial learning rate.
+    power_t : float, default=0.25
+        Exponent of 'invscaling'.
+    early_stopping : bool, default=False
+        Stop when the R^2 on a held-out split stops improving.
+    validation_fraction : float, default=0.1
+        Size of that split.
+    n_iter_no_change : int, default=5
+        Patience of the stopping rule.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution.
+    average : bool or int, default=False
+        Averaged SGD (see :class:`MinibatchSGDClassifier`).
+    batch_size : int, default=32
+        Samples per minibatch; see :class:`MinibatchSGDClassifier`.
+    clip_norm : float or None, default=None
+        Rescale each minibatch gradient to an L2 norm of at most this.
+    clip_value : float or None, default=None
+        Clip each minibatch gradient component to ``[-clip_value, clip_value]``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : ndarray of shape (1,)
+    n_iter_ : int
+    t_ : float
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    loss_curve_ : list of float
+        Mean training objective per epoch (loss plus penalty).
+    validation_scores_ : list of float
+        Validation R^2 per epoch (with ``early_stopping``).
+    best_score_ : float
+
+    See Also
+    --------
+    sklearn.linear_model.SGDRegressor : The per-sample estimator this replaces.
+    MinibatchSGDClassifier : The classification counterpart.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skgd import MinibatchSGDRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(500, 3)
+    >>> y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.randn(500)
+    >>> reg = MinibatchSGDRegressor(random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.99
+    True
+    """
+
+    _loss_names = REGRESSION_LOSSES
+
+    _parameter_constraints: dict = {
+        **BaseMinibatchSGD._parameter_constraints,
+        "loss": [StrOptions(set(REGRESSION_LOSSES)), Loss],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        *,
+        penalty="l2",
+        alpha=0.0001,
+        l1_ratio=0.15,
+        fit_intercept=True,
+        max_iter=1000,
+        tol=1e-3,
+        shuffle=True,
+        verbose=0,
+        epsilon=0.1,
+        random_state=None,
+        learning_rate="invscaling",
+        eta0=0.01,
+        power_t=0.25,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        warm_start=False,
+        average=False,
+        batch_size=32,
+        clip_norm=None,
+        clip_value=None,
+    ):
+        self.loss = loss
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.shuffle = shuffle
+        self.verbose = verbose
+        self.epsilon = epsilon
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.average = average
+        self.batch_size = batch_size
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+
+    def _targets(self, X, y, sample_weight, reset):
+        X, y = self._validate_X(X, y, reset=reset, y_numeric=True)
+        y = y.astype(np.float64, copy=False)
+        sw = self._check_sample_weight(sample_weight, X.shape[0])
+        return X, y, sw
+
+    def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
+        """Fit the model by minibatch SGD over up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        coef_init : ndarray of shape (n_features,), default=None
+        intercept_init : ndarray of shape (1,), default=None
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        with self._unchanged_on_error():
+            self._check_params()
+            X, y, sw = self._targets(X, y, sample_weight, reset=True)
+            coef_init, intercept_init = self._init_arrays(
+                1, X.shape[1], coef_init, intercept_init
+            )
+            state = self._new_state(1, X.shape[1], X.dtype, coef_init, intercept_init)
+            n_iter, curve, val = self._fit_state(
+                X, y.reshape(-1, 1), sw, state, self._loss_object(), stratify=y
+            )
+            for attr in ("validation_scores_", "best_score_"):
+                self.__dict__.pop(attr, None)
+            self._commit(state, n_iter, curve, val, incremental=False)
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One pass of minibatch SGD over a chunk of data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        with self._unchanged_on_error():
+            first = not hasattr(self, "_state")
+            self._check_params(for_partial_fit=True)
+            X, y, sw = self._targets(X, y, sample_weight, reset=first)
+            state = self._new_state(1, X.shape[1], X.dtype) if first else self._state
+            new, curve = self._partial_state(X, y.reshape(-1, 1), sw, state, self._loss_object())
+            self._commit(new, 1, curve, incremental=True)
+        return self
+
+    def _set_weights(self, coef, intercept):
+        self.coef_ = coef.reshape(-1)
+        self.intercept_ = intercept.reshape(1)
+
+    def _score_weights(self, coef, intercept, X, y, sample_weight):
+        return float(r2_score(y, X @ coef.ravel() + intercept[0], sample_weight=sample_weight))
+
+    def predict(self, X):
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self._decision(X).reshape(-1)

@@ -1,0 +1,406 @@
+"""Loss functions: the public contract and the built-in losses.
+
+A loss is a small object whose class carries two numba-compiled functions of
+the raw score ``p`` and the target ``y``:
+
+``loss(p, y, *params) -> float``
+    The value of the loss.
+``dloss(p, y, *params) -> float``
+    Its derivative with respect to ``p``.
+
+``params`` are the values of the constructor arguments, in the order the
+constructor lists them (see :meth:`Loss.params`), so a parametrised loss such
+as :class:`Huber` works with ``get_params``, ``clone`` and ``GridSearchCV``
+(``loss__epsilon``). Every built-in loss below is written through this same
+contract; the engine has no private fast path.
+
+For classification the target passed to the loss is ``+1`` or ``-1`` (one
+output per class for one-vs-rest); for regression it is the real target.
+
+Examples
+--------
+>>> import numba
+>>> from skgd.losses import Loss
+>>> @numba.njit
+... def _value(p, y):
+...     return 0.5 * (p - y) ** 2
+>>> @numba.njit
+... def _deriv(p, y):
+...     return p - y
+>>> class HalfSquared(Loss):
+...     loss = staticmethod(_value)
+...     dloss = staticmethod(_deriv)
+>>> HalfSquared().params()
+()
+"""
+
+import inspect
+import math
+
+import numba
+from numba import types
+from sklearn.base import BaseEstimator
+
+__all__ = [
+    "Loss",
+    "Hinge",
+    "SquaredHinge",
+    "LogLoss",
+    "ModifiedHuber",
+    "SquaredError",
+    "Huber",
+    "EpsilonInsensitive",
+    "SquaredEpsilonInsensitive",
+    "CLASSIFICATION_LOSSES",
+    "REGRESSION_LOSSES",
+    "get_loss",
+]
+
+_jit = numba.njit(cache=True, nogil=True)
+
+
+class Loss(BaseEstimator):
+    """Base class of every loss.
+
+    Subclasses set the class attributes ``loss`` and ``dloss`` to
+    ``staticmethod(f)`` where ``f`` is a ``numba.njit`` function of
+    ``(p, y, *params)``. Constructor arguments become ``params``.
+    """
+
+    loss = None
+    dloss = None
+
+    def params(self):
+        """The extra arguments passed to ``loss`` and ``dloss``.
+
+        Returns
+        -------
+        params : tuple of float
+            The constructor arguments in the order of the constructor's
+            signature.
+        """
+        names = [
+            name
+            for name, p in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and p.kind != p.VAR_KEYWORD and p.kind != p.VAR_POSITIONAL
+        ]
+        return tuple(float(getattr(self, name)) for name in names)
+
+    def compiled(self):
+        """Compiled function pointers the engine calls.
+
+        Returns
+        -------
+        loss, dloss : numba cfunc objects
+            ``float64(float64, float64, *float64)`` first-class functions.
+            They are built once per class and process; passing them (rather
+            than the jitted functions) lets the engine's on-disk cache serve
+            every loss, built-in or not.
+        """
+        return _compile_pair(type(self), len(self.params()))
+
+
+_COMPILED = {}
+
+
+def _compile_pair(cls, n_params):
+    key = (cls, n_params)
+    if key not in _COMPILED:
+        if cls.loss is None or cls.dloss is None:
+            raise TypeError(
+                f"{cls.__name__} must define `loss` and `dloss` as static methods "
+                "wrapping numba.njit functions of (p, y, *params)."
+            )
+        sig = types.float64(*([types.float64] * (2 + n_params)))
+        pair = []
+        for fn in (cls.loss, cls.dloss):
+            py_func = getattr(fn, "py_func", fn)
+            pair.append(numba.cfunc(sig, cache=_cacheable(py_func))(py_func))
+        _COMPILED[key] = tuple(pair)
+    return _COMPILED[key]
+
+
+def _cacheable(py_func):
+    # Only functions defined in a module file can be cached on disk (numba
+    # needs a source file to key its cache); functions typed at an
+    # interactive prompt are compiled every session.
+    try:
+        return inspect.getsourcefile(py_func) is not None and py_func.__module__ != "__main__"
+    except TypeError:
+        return False
+
+
+# ---------------------------------------------------------------- classification
+
+
+@_jit
+def _hinge(p, y, threshold):
+    z = p * y
+    return threshold - z if z <= threshold else 0.0
+
+
+@_jit
+def _dhinge(p, y, threshold):
+    return -y if p * y <= threshold else 0.0
+
+
+class Hinge(Loss):
+    """Hinge loss ``max(0, threshold - y p)``; ``threshold=0`` is the perceptron.
+
+    Parameters
+    ----------
+    threshold : float, default=1.0
+        Margin below which the loss is positive.
+    """
+
+    loss = staticmethod(_hinge)
+    dloss = staticmethod(_dhinge)
+
+    def __init__(self, threshold=1.0):
+        self.threshold = threshold
+
+
+@_jit
+def _squared_hinge(p, y, threshold):
+    z = threshold - p * y
+    return z * z if z > 0.0 else 0.0
+
+
+@_jit
+def _dsquared_hinge(p, y, threshold):
+    z = threshold - p * y
+    return -2.0 * y * z if z > 0.0 else 0.0
+
+
+class SquaredHinge(Loss):
+    """Squared hinge loss ``max(0, threshold - y p) ** 2``.
+
+    Parameters
+    ----------
+    threshold : float, default=1.0
+        Margin below which the loss is positive.
+    """
+
+    loss = staticmethod(_squared_hinge)
+    dloss = staticmethod(_dsquared_hinge)
+
+    def __init__(self, threshold=1.0):
+        self.threshold = threshold
+
+
+@_jit
+def _log(p, y):
+    # log(1 + exp(-z)), written to stay finite for any margin z.
+    z = p * y
+    if z > 18.0:
+        return math.exp(-z)
+    if z < -18.0:
+        return -z
+    return math.log1p(math.exp(-z))
+
+
+@_jit
+def _dlog(p, y):
+    z = p * y
+    if z > 18.0:
+        return -y * math.exp(-z)
+    if z < -18.0:
+        return -y
+    return -y / (math.exp(z) + 1.0)
+
+
+class LogLoss(Loss):
+    """Logistic loss ``log(1 + exp(-y p))``; gives probabilities."""
+
+    loss = staticmethod(_log)
+    dloss = staticmethod(_dlog)
+
+
+@_jit
+def _modified_huber(p, y):
+    z = p * y
+    if z >= 1.0:
+        return 0.0
+    if z >= -1.0:
+        return (1.0 - z) * (1.0 - z)
+    return -4.0 * z
+
+
+@_jit
+def _dmodified_huber(p, y):
+    z = p * y
+    if z >= 1.0:
+        return 0.0
+    if z >= -1.0:
+        return -2.0 * (1.0 - z) * y
+    return -4.0 * y
+
+
+class ModifiedHuber(Loss):
+    """Modified Huber loss (Zhang 2004): smooth hinge, quadratic near the margin."""
+
+    loss = staticmethod(_modified_huber)
+    dloss = staticmethod(_dmodified_huber)
+
+
+# -------------------------------------------------------------------- regression
+
+
+@_jit
+def _squared_error(p, y):
+    r = p - y
+    return 0.5 * r * r
+
+
+@_jit
+def _dsquared_error(p, y):
+    return p - y
+
+
+class SquaredError(Loss):
+    """Half squared error ``(p - y) ** 2 / 2`` (ordinary least squares)."""
+
+    loss = staticmethod(_squared_error)
+    dloss = staticmethod(_dsquared_error)
+
+
+@_jit
+def _huber(p, y, epsilon):
+    r = p - y
+    a = abs(r)
+    if a <= epsilon:
+        return 0.5 * r * r
+    return epsilon * (a - 0.5 * epsilon)
+
+
+@_jit
+def _dhuber(p, y, epsilon):
+    r = p - y
+    if abs(r) <= epsilon:
+        return r
+    return epsilon if r > 0.0 else -epsilon
+
+
+class Huber(Loss):
+    """Huber loss: squared within ``epsilon`` of the target, linear beyond.
+
+    Parameters
+    ----------
+    epsilon : float, default=0.1
+        Where the loss turns from quadratic to linear.
+    """
+
+    loss = staticmethod(_huber)
+    dloss = staticmethod(_dhuber)
+
+    def __init__(self, epsilon=0.1):
+        self.epsilon = epsilon
+
+
+@_jit
+def _epsilon_insensitive(p, y, epsilon):
+    r = abs(y - p) - epsilon
+    return r if r > 0.0 else 0.0
+
+
+@_jit
+def _depsilon_insensitive(p, y, epsilon):
+    if y - p > epsilon:
+        return -1.0
+    if p - y > epsilon:
+        return 1.0
+    return 0.0
+
+
+class EpsilonInsensitive(Loss):
+    """Epsilon-insensitive loss ``max(0, |y - p| - epsilon)`` (linear SVR).
+
+    Parameters
+    ----------
+    epsilon : float, default=0.1
+        Half-width of the zero-loss tube.
+    """
+
+    loss = staticmethod(_epsilon_insensitive)
+    dloss = staticmethod(_depsilon_insensitive)
+
+    def __init__(self, epsilon=0.1):
+        self.epsilon = epsilon
+
+
+@_jit
+def _squared_epsilon_insensitive(p, y, epsilon):
+    r = abs(y - p) - epsilon
+    return r * r if r > 0.0 else 0.0
+
+
+@_jit
+def _dsquared_epsilon_insensitive(p, y, epsilon):
+    z = y - p
+    if z > epsilon:
+        return -2.0 * (z - epsilon)
+    if z < -epsilon:
+        return 2.0 * (-z - epsilon)
+    return 0.0
+
+
+class SquaredEpsilonInsensitive(Loss):
+    """Squared epsilon-insensitive loss ``max(0, |y - p| - epsilon) ** 2``.
+
+    Parameters
+    ----------
+    epsilon : float, default=0.1
+        Half-width of the zero-loss tube.
+    """
+
+    loss = staticmethod(_squared_epsilon_insensitive)
+    dloss = staticmethod(_dsquared_epsilon_insensitive)
+
+    def __init__(self, epsilon=0.1):
+        self.epsilon = epsilon
+
+
+# ------------------------------------------------------------------ by name
+
+REGRESSION_LOSSES = {
+    "squared_error": lambda epsilon: SquaredError(),
+    "huber": lambda epsilon: Huber(epsilon),
+    "epsilon_insensitive": lambda epsilon: EpsilonInsensitive(epsilon),
+    "squared_epsilon_insensitive": lambda epsilon: SquaredEpsilonInsensitive(epsilon),
+}
+
+CLASSIFICATION_LOSSES = {
+    "hinge": lambda epsilon: Hinge(1.0),
+    "log_loss": lambda epsilon: LogLoss(),
+    "modified_huber": lambda epsilon: ModifiedHuber(),
+    "squared_hinge": lambda epsilon: SquaredHinge(1.0),
+    "perceptron": lambda epsilon: Hinge(0.0),
+    **REGRESSION_LOSSES,
+}
+
+
+def get_loss(loss, epsilon=0.1, allowed=CLASSIFICATION_LOSSES):
+    """Turn a loss name (or a :class:`Loss` instance) into a :class:`Loss`.
+
+    Parameters
+    ----------
+    loss : str or Loss
+        A name from ``allowed`` or a ``Loss`` instance (returned as is).
+    epsilon : float, default=0.1
+        Used by the names ``huber``, ``epsilon_insensitive`` and
+        ``squared_epsilon_insensitive``, as in scikit-learn's SGD.
+    allowed : dict, default=CLASSIFICATION_LOSSES
+        The names accepted.
+
+    Returns
+    -------
+    loss : Loss
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in allowed:
+        return allowed[loss](epsilon)
+    raise ValueError(
+        f"The 'loss' parameter must be a Loss instance or one of "
+        f"{sorted(allowed)}; got {loss!r}."
+    )
