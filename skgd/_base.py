@@ -15,6 +15,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _engine
+from ._smoothness import data_smoothness
 from .losses import Loss, get_loss
 from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
 
@@ -112,7 +113,9 @@ class BaseMinibatchSGD(BaseEstimator):
         t0 = 0.0
         if schedule == OPTIMAL:
             fn, params = loss.dloss, loss.params()
+            # t0 in units of sqrt(batch_size) samples (skgd.schedules).
             t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
+            t0 *= np.sqrt(self.batch_size)
         return _engine.make_hyper(
             schedule=schedule,
             alpha=self.alpha,
@@ -127,6 +130,8 @@ class BaseMinibatchSGD(BaseEstimator):
             clip_value=self.clip_value,
             average=self.average,
             dtype=dtype,
+            curvature=loss.curvature,
+            smoothness=state.smoothness,
         )
 
     def _new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None):
@@ -143,9 +148,10 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _objective(self, total_loss, weight_sum, state):
         coef, _ = state.weights()
-        return total_loss / max(weight_sum, np.finfo(float).tiny) + _engine.penalty_value(
-            coef, self.alpha, self.penalty, self.l1_ratio
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked next
+            return total_loss / max(weight_sum, np.finfo(float).tiny) + _engine.penalty_value(
+                coef, self.alpha, self.penalty, self.l1_ratio
+            )
 
     def _check_finite(self, state, objective, epoch):
         if not (state.is_finite() and np.isfinite(objective)):
@@ -166,6 +172,7 @@ class BaseMinibatchSGD(BaseEstimator):
             Mean training objective (weighted loss + penalty) per epoch.
         val_scores : list of float
         """
+        state.see_data(*data_smoothness(X[rows], sample_weight[rows], self.fit_intercept))
         hyper = self._hyper(state, loss, state.coef.dtype)
         weight_sum = float(sample_weight[rows].sum())
         curve, val_scores = [], []

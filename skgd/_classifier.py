@@ -231,10 +231,10 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             )
             state = self._new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init)
             Y = _one_vs_rest_targets(y, classes)
+            self.classes_ = classes  # early stopping scores need it
             n_iter, curve, val = self._fit_state(
                 X, Y, sw, state, self._loss_object(), stratify=y
             )
-            self.classes_ = classes
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)
             self._commit(state, n_iter, curve, val, incremental=False)
@@ -276,14 +276,14 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                 all_classes = self.classes_
                 if classes is not None and not np.array_equal(np.unique(classes), all_classes):
                     raise ValueError(
-                        f"`classes={np.unique(classes)!r}` is not the same as on the "
-                        f"first call to partial_fit, which was {all_classes!r}."
+                        f"`classes={np.unique(classes).tolist()}` is not the same as on "
+                        f"the first call to partial_fit, which was {all_classes.tolist()}."
                     )
             unseen = ~np.isin(y, all_classes)
             if unseen.any():
                 raise ValueError(
-                    f"y contains labels not in `classes`: {np.unique(y[unseen])!r} "
-                    f"(classes are {all_classes!r})."
+                    f"y contains labels not in `classes`: {np.unique(y[unseen]).tolist()} "
+                    f"(classes are {all_classes.tolist()})."
                 )
             sw = self._check_sample_weight(sample_weight, X.shape[0])
             sw = sw * self._class_weights(all_classes, y, for_partial_fit=True)[

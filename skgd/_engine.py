@@ -29,6 +29,8 @@ Hyper = namedtuple(
         "clip_value",  # float, 0 = off
         "average_start",  # float, sample count where averaging starts, 0 = off
         "scale_min",  # float, when to fold the lazy L2 scale into coef
+        "curv_full",  # float, beta * lam: step cap 1 / (curv_full + curv_max / m)
+        "curv_max",  # float, beta * l_max; 0 = no cap
     ],
 )
 
@@ -48,8 +50,14 @@ def make_hyper(
     clip_value,
     average,
     dtype,
+    curvature,
+    smoothness,
 ):
-    """Build the compiled kernel's hyper-parameters (fixed Python types)."""
+    """Build the compiled kernel's hyper-parameters (fixed Python types).
+
+    ``curvature`` is the loss's bound on its second derivative (None: no
+    step cap) and ``smoothness`` the data's ``(lam, l_max)``.
+    """
     if penalty == "l2":
         l2, l1 = alpha, 0.0
     elif penalty == "l1":
@@ -79,6 +87,8 @@ def make_hyper(
         float(clip_value or 0.0),
         average_start,
         float(scale_min),
+        float(curvature or 0.0) * smoothness[0],
+        float(curvature or 0.0) * smoothness[1],
     )
 
 
@@ -117,6 +127,7 @@ class EngineState:
         self.clock[K.SCALE] = 1.0
         self.eta = float(eta0)
         self.rng = None  # shuffles partial_fit chunks; set on first use
+        self.smoothness = (0.0, 0.0)  # the data's (lam, l_max), running max
 
     def copy(self):
         """A deep copy (training runs on a copy so a failure changes nothing)."""
@@ -139,6 +150,10 @@ class EngineState:
         coef = (self.avg_coef + self.clock[K.AVG_B] * self.coef) / n
         return coef, self.avg_intercept.copy()
 
+    def see_data(self, lam, l_max):
+        """Fold a chunk's smoothness into the running maximum (the cap only tightens)."""
+        self.smoothness = (max(self.smoothness[0], lam), max(self.smoothness[1], l_max))
+
     def is_finite(self):
         return bool(
             np.isfinite(self.clock).all()
@@ -154,18 +169,14 @@ def as_dataset(X):
     return (X,)
 
 
-def _work_buffers(X, state, hyper):
+def _work_buffers(state, hyper):
     n_out, n_features = state.coef.shape
     clipping = hyper.clip_norm > 0 or hyper.clip_value > 0
     grad = np.zeros((n_out, n_features) if clipping else (0, 0), dtype=np.float64)
     grad_b = np.zeros(n_out, dtype=np.float64)
     derivs = np.zeros((hyper.batch_size, n_out), dtype=np.float64)
-    if sp.issparse(X):
-        mark = np.zeros(n_features, dtype=np.bool_)
-        touched = np.zeros(n_features, dtype=np.int64)
-    else:
-        mark = np.zeros(n_features, dtype=np.bool_)
-        touched = np.arange(n_features, dtype=np.int64)
+    mark = np.zeros(n_features, dtype=np.bool_)
+    touched = np.zeros(n_features, dtype=np.int64)
     return grad, grad_b, derivs, mark, touched
 
 
@@ -187,7 +198,7 @@ def run_pass(state, X, Y, sample_weight, order, hyper, loss):
         loss_fn,
         dloss_fn,
         loss.params(),
-        _work_buffers(X, state, hyper),
+        _work_buffers(state, hyper),
     )
 
 

@@ -33,7 +33,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from .schedules import learning_rate
+from .schedules import INVSCALING, OPTIMAL
 
 # Slots of the float64 ``clock`` array (the engine's scalar state).
 T = 0  # samples seen + 1 (scikit-learn's ``t_``)
@@ -42,10 +42,6 @@ L1_U = 2  # total L1 penalty each weight could have received so far
 AVG_B = 3  # coefficient of coef in the lazy sum of averaged weights
 AVG_N = 4  # number of steps averaged so far
 N_CLOCK = 5
-
-# Derivatives are clipped to this magnitude, as in scikit-learn, so that one
-# extreme sample cannot produce an infinite step.
-MAX_DLOSS = 1e12
 
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
@@ -104,10 +100,10 @@ def _row_axpy(X, i, c, w):
 
 
 def mark_row(X, i, mark, touched, n_touched):
-    """Add the columns of row ``i`` to the ``touched`` list; return its length.
+    """Add the columns where row ``i`` is non-zero to ``touched``; return its length.
 
-    Dense rows touch every column: the caller pre-fills ``touched`` with all
-    columns, and this returns ``n_features``.
+    Dense and CSR rows mark the same columns, so the lazy L1 penalty and
+    clipping act identically on both layouts.
     """
 
 
@@ -116,7 +112,13 @@ def _mark_row(X, i, mark, touched, n_touched):
     if len(X) == 1:
 
         def impl(X, i, mark, touched, n_touched):
-            return X[0].shape[1]
+            x = X[0][i]
+            for j in range(x.shape[0]):
+                if x[j] != 0 and not mark[j]:
+                    mark[j] = True
+                    touched[n_touched] = j
+                    n_touched += 1
+            return n_touched
 
     else:
 
@@ -124,7 +126,7 @@ def _mark_row(X, i, mark, touched, n_touched):
             data, indices, indptr = X
             for jj in range(indptr[i], indptr[i + 1]):
                 j = indices[jj]
-                if not mark[j]:
+                if data[jj] != 0 and not mark[j]:
                     mark[j] = True
                     touched[n_touched] = j
                     n_touched += 1
@@ -134,6 +136,22 @@ def _mark_row(X, i, mark, touched, n_touched):
 
 
 # ------------------------------------------------------ small transformations
+# (Everything sgd_pass calls lives in this file: numba's disk cache only sees
+# changes to the file of the function it caches.)
+
+
+@numba.njit(**_JIT)
+def learning_rate(hyper, t):
+    """Per-sample learning rate at sample count ``t`` (see skgd.schedules).
+
+    ``hyper.optimal_init`` is the offset already scaled for the batch size.
+    """
+    if hyper.schedule == OPTIMAL:
+        return 1.0 / (hyper.alpha * (hyper.optimal_init + t - 1.0))
+    if hyper.schedule == INVSCALING:
+        return hyper.eta0 / t**hyper.power_t
+    return hyper.eta0  # constant and adaptive (the driver lowers eta0)
+
 
 
 @numba.njit(**_JIT)
@@ -271,8 +289,11 @@ def sgd_pass(
     for start in range(0, n_rows, batch):
         m = min(batch, n_rows - start)
         t = clock[T]
-        # One step of m samples moves as far as m per-sample steps.
+        # One step of m samples moves as far as m per-sample steps, capped
+        # where a smooth loss would become unstable (skgd._smoothness).
         eta = m * learning_rate(hyper, t + 0.5 * (m - 1))
+        if hyper.curv_max > 0.0:
+            eta = min(eta, 1.0 / (hyper.curv_full + hyper.curv_max / m))
 
         # 1. Loss derivatives at the current weights.
         scale = clock[SCALE]
@@ -283,8 +304,9 @@ def sgd_pass(
                 p = scale * row_dot(X, i, coef[k]) + intercept[k]
                 y = Y[i, k]
                 total_loss += sw * loss(p, y, *loss_params)
-                d = dloss(p, y, *loss_params)
-                derivs[r, k] = sw * min(max(d, -MAX_DLOSS), MAX_DLOSS)
+                # No clamp on d (scikit-learn clamps at 1e12): a diverging run
+                # must overflow and be reported, not stay finite but huge.
+                derivs[r, k] = sw * dloss(p, y, *loss_params)
 
         # 2. L2 weight decay, lazily through the scale.
         if hyper.l2 > 0.0:

@@ -69,6 +69,11 @@ class Loss(BaseEstimator):
 
     loss = None
     dloss = None
+    #: Upper bound of ``d^2 loss / dp^2`` (0 for piecewise-linear losses), or
+    #: None when unknown. The engine caps the step at ``1 / (curvature * L)``
+    #: (``L`` the data's smoothness) so a smooth loss cannot blow up; with
+    #: None there is no cap.
+    curvature = None
 
     def params(self):
         """The extra arguments passed to ``loss`` and ``dloss``.
@@ -155,6 +160,7 @@ class Hinge(Loss):
 
     loss = staticmethod(_hinge)
     dloss = staticmethod(_dhinge)
+    curvature = 0.0
 
     def __init__(self, threshold=1.0):
         self.threshold = threshold
@@ -183,6 +189,7 @@ class SquaredHinge(Loss):
 
     loss = staticmethod(_squared_hinge)
     dloss = staticmethod(_dsquared_hinge)
+    curvature = 2.0
 
     def __init__(self, threshold=1.0):
         self.threshold = threshold
@@ -214,6 +221,7 @@ class LogLoss(Loss):
 
     loss = staticmethod(_log)
     dloss = staticmethod(_dlog)
+    curvature = 0.25
 
 
 @_jit
@@ -241,6 +249,7 @@ class ModifiedHuber(Loss):
 
     loss = staticmethod(_modified_huber)
     dloss = staticmethod(_dmodified_huber)
+    curvature = 2.0
 
 
 # -------------------------------------------------------------------- regression
@@ -262,6 +271,7 @@ class SquaredError(Loss):
 
     loss = staticmethod(_squared_error)
     dloss = staticmethod(_dsquared_error)
+    curvature = 1.0
 
 
 @_jit
@@ -292,6 +302,7 @@ class Huber(Loss):
 
     loss = staticmethod(_huber)
     dloss = staticmethod(_dhuber)
+    curvature = 1.0
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon
@@ -323,6 +334,7 @@ class EpsilonInsensitive(Loss):
 
     loss = staticmethod(_epsilon_insensitive)
     dloss = staticmethod(_depsilon_insensitive)
+    curvature = 0.0
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon
@@ -355,6 +367,7 @@ class SquaredEpsilonInsensitive(Loss):
 
     loss = staticmethod(_squared_epsilon_insensitive)
     dloss = staticmethod(_dsquared_epsilon_insensitive)
+    curvature = 2.0
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon

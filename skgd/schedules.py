@@ -2,24 +2,31 @@
 
 ``t`` counts training samples seen (starting at 1), exactly as in
 :class:`sklearn.linear_model.SGDClassifier`, so ``eta0`` and ``power_t`` mean
-the same thing. A minibatch of ``m`` samples takes one step whose size is the
-sum of the ``m`` per-sample rates (approximated by ``m`` times the rate at the
-batch's middle sample) along the **mean** gradient of the batch: the step
-covers as much ground as ``m`` per-sample steps, which is why the same
-``eta0`` works for every ``batch_size`` (the linear scaling rule of Goyal et
-al., 2017, with ``t`` counted in samples).
+the same thing. How a minibatch of ``m`` samples steps:
+
+1. **Linear scaling.** One step along the **mean** gradient of the batch,
+   with a step size of ``m`` times the per-sample rate at the batch's middle
+   sample: the step covers as much ground as ``m`` per-sample steps, so the
+   same ``eta0`` works for every ``batch_size`` (Goyal et al., 2017).
+2. **A gentler start for 'optimal'.** Its offset ``t0`` is counted in units
+   of ``sqrt(m)`` samples, so the first minibatch step is ``sqrt(m)`` (not
+   ``m``) per-sample first steps; the rule tends to linear scaling as ``t``
+   grows. (Counting ``t0`` in whole steps, as Pegasos does, starts too slowly
+   on small data; plain linear scaling overshoots with large batches.)
+3. **A stability cap** for smooth losses: the step never exceeds
+   ``1 / (curvature * L(m))``, see :mod:`skgd._smoothness`.
+
+With ``batch_size=1`` all three reduce to scikit-learn's per-sample rule.
 
 - ``constant``: ``eta = eta0``.
-- ``optimal``: ``eta = 1 / (alpha * (t0 + t - 1))`` with Bottou's heuristic
-  ``t0`` (see :func:`optimal_init`); the default for classification.
+- ``optimal``: ``eta = 1 / (alpha * (sqrt(m) * t0 + t - 1))`` with Bottou's
+  heuristic ``t0`` (see :func:`optimal_init`); the default for classification.
 - ``invscaling``: ``eta = eta0 / t ** power_t``; the default for regression.
 - ``adaptive``: ``eta = eta0`` while training improves; divided by 5 each
   time ``n_iter_no_change`` epochs in a row fail to improve by ``tol``.
 """
 
 import math
-
-import numba
 
 CONSTANT, OPTIMAL, INVSCALING, ADAPTIVE = 0, 1, 2, 3
 
@@ -51,13 +58,3 @@ def optimal_init(alpha, dloss):
     typw = math.sqrt(1.0 / math.sqrt(alpha))
     eta0 = typw / max(1.0, dloss(-typw, 1.0))
     return 1.0 / (eta0 * alpha)
-
-
-@numba.njit(cache=True, nogil=True)
-def learning_rate(hyper, t):
-    """Per-sample learning rate at sample count ``t`` (compiled)."""
-    if hyper.schedule == OPTIMAL:
-        return 1.0 / (hyper.alpha * (hyper.batch_size * hyper.optimal_init + t - 1.0))
-    if hyper.schedule == INVSCALING:
-        return hyper.eta0 / t**hyper.power_t
-    return hyper.eta0

@@ -1,0 +1,44 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_svmlight_file
+
+SHARED_DATA = Path(
+    os.environ.get("SKGD_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
+
+
+def _load(name):
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (set SKGD_SHARED_DATA)")
+    return load_svmlight_file(str(SHARED_DATA / name))
+
+
+def as_int32_csr(X):
+    """scikit-learn's SGD accepts only int32 sparse indices."""
+    X = X.copy()
+    X.indices = X.indices.astype(np.int32)
+    X.indptr = X.indptr.astype(np.int32)
+    return X
+
+
+@pytest.fixture(scope="session")
+def adult():
+    X, y = _load("adult.trn.bz2")
+    Xt, yt = load_svmlight_file(str(SHARED_DATA / "adult.tst.bz2"), n_features=X.shape[1])
+    return X, y, Xt, yt
+
+
+@pytest.fixture(scope="session")
+def reuters():
+    X, y = _load("reuters.trn.bz2")
+    Xt, yt = load_svmlight_file(str(SHARED_DATA / "reuters.tst.bz2"), n_features=X.shape[1])
+    return X, y, Xt, yt
+
+
+@pytest.fixture(scope="session")
+def abalone():
+    X, y = _load("abalone.trn.bz2")
+    return X.toarray(), y

@@ -1,0 +1,68 @@
+"""A slow, plain NumPy minibatch SGD: the algorithm as documented, with no
+lazy scaling and no lazy averaging. The compiled engine must agree with it."""
+
+import numpy as np
+
+
+def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.0,
+                  batch_size=1, clip_norm=None, clip_value=None, average_start=0,
+                  fit_intercept=True, step_cap=None):
+    """Run passes over ``orders`` (a list of row orders) and return
+    ``(coef, intercept, avg_coef, avg_intercept)``.
+
+    ``lr(t)`` is the per-sample rate at sample count ``t`` (from 1); a batch
+    of ``m`` rows steps by ``m * lr(t + (m - 1) / 2)`` along its mean gradient,
+    at most ``step_cap(m)`` when that is given.
+    """
+    X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+    n_out, n_features = Y.shape[1], X.shape[1]
+    W = np.zeros((n_out, n_features))
+    b = np.zeros(n_out)
+    q = np.zeros((n_out, n_features))  # L1 penalty applied so far
+    u = 0.0
+    W_sum = np.zeros_like(W)
+    b_avg = np.zeros(n_out)
+    n_avg = 0
+    t = 1
+    for order in orders:
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            m = len(rows)
+            eta = m * lr(t + 0.5 * (m - 1))
+            if step_cap is not None:
+                eta = min(eta, step_cap(m))
+            P = X[rows] @ W.T + b
+            D = np.array([[dloss(P[r, k], Y[i, k]) for k in range(n_out)]
+                          for r, i in enumerate(rows)])
+            D = D * sample_weight[rows][:, None]
+            W *= max(0.0, 1.0 - eta * l2)
+            G = D.T @ X[rows] / m
+            gb = D.mean(axis=0) if fit_intercept else np.zeros(n_out)
+            if clip_value:
+                G = np.clip(G, -clip_value, clip_value)
+                gb = np.clip(gb, -clip_value, clip_value)
+            factor = 1.0
+            if clip_norm:
+                norm = np.sqrt((G ** 2).sum() + (gb ** 2).sum())
+                if norm > clip_norm:
+                    factor = clip_norm / norm
+            W -= eta * factor * G
+            b -= eta * factor * gb
+            if l1:
+                u += eta * l1
+                cols = np.flatnonzero((X[rows] != 0).any(axis=0))
+                for j in cols:
+                    for k in range(n_out):
+                        z = W[k, j]
+                        if z > 0:
+                            W[k, j] = max(0.0, z - (u + q[k, j]))
+                        elif z < 0:
+                            W[k, j] = min(0.0, z + (u - q[k, j]))
+                        q[k, j] += W[k, j] - z
+            if average_start and t + m - 1 >= average_start:
+                n_avg += 1
+                W_sum += W
+                b_avg += (b - b_avg) / n_avg
+            t += m
+    avg = W_sum / n_avg if n_avg else None
+    return W, b, avg, (b_avg if n_avg else None)

@@ -1,0 +1,328 @@
+"""The compiled engine against the plain NumPy reference, and its invariants."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_classification, make_regression
+
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
+from skgd.losses import REGRESSION_LOSSES, SquaredError, get_loss
+from skgd.schedules import optimal_init
+
+from reference import reference_sgd
+
+N_EPOCHS = 3
+
+
+def _sparsish(X, rng):
+    X = X.copy()
+    X[rng.rand(*X.shape) < 0.4] = 0.0  # real zeros, so CSR differs from dense
+    return X
+
+
+@pytest.fixture(scope="module")
+def multiclass_data():
+    rng = np.random.RandomState(0)
+    X, y = make_classification(n_samples=60, n_features=6, n_informative=4,
+                               n_classes=3, random_state=0)
+    return _sparsish(X, rng), y
+
+
+@pytest.fixture(scope="module")
+def regression_data():
+    rng = np.random.RandomState(1)
+    X, y = make_regression(n_samples=50, n_features=5, noise=1.0, random_state=1)
+    return _sparsish(X, rng), y / y.std()
+
+
+def _ovr(y, classes):
+    Y = -np.ones((y.size, classes.size))
+    Y[np.arange(y.size), np.searchsorted(classes, y)] = 1.0
+    return Y if classes.size > 2 else Y[:, 1:]
+
+
+def _reference_for(est, X, Y, sw=None):
+    loss = get_loss(est.loss, est.epsilon, {**REGRESSION_LOSSES, **est._loss_names})
+    params = loss.params()
+    alpha = est.alpha
+    l2 = l1 = 0.0
+    if est.penalty == "l2":
+        l2 = alpha
+    elif est.penalty == "l1":
+        l1 = alpha
+    elif est.penalty == "elasticnet":
+        l2, l1 = alpha * (1 - est.l1_ratio), alpha * est.l1_ratio
+    if est.learning_rate == "constant":
+        lr = lambda t: est.eta0  # noqa: E731
+    elif est.learning_rate == "invscaling":
+        lr = lambda t: est.eta0 / t ** est.power_t  # noqa: E731
+    else:
+        t0 = optimal_init(alpha, lambda p, y: loss.dloss(p, y, *params))
+        t0 *= np.sqrt(est.batch_size)
+        lr = lambda t: 1.0 / (alpha * (t0 + t - 1))  # noqa: E731
+    step_cap = None
+    if loss.curvature:
+        lam, l_max = est._state.smoothness
+        step_cap = lambda m: 1.0 / (loss.curvature * (lam + l_max / m))  # noqa: E731
+    n = X.shape[0]
+    return reference_sgd(
+        X, Y, np.ones(n) if sw is None else sw, [np.arange(n)] * est.max_iter,
+        loss=lambda p, y: loss.loss(p, y, *params),
+        dloss=lambda p, y: loss.dloss(p, y, *params),
+        lr=lr, l2=l2, l1=l1, batch_size=est.batch_size, clip_norm=est.clip_norm,
+        clip_value=est.clip_value, average_start=float(est.average),
+        fit_intercept=est.fit_intercept, step_cap=step_cap,
+    )
+
+
+ENGINE_CONFIGS = [
+    dict(batch_size=1),
+    dict(batch_size=7),
+    dict(batch_size=60),
+    dict(batch_size=32, penalty="l1"),
+    dict(batch_size=5, penalty="elasticnet", l1_ratio=0.5),
+    dict(batch_size=4, average=True),
+    dict(batch_size=3, average=17, penalty="elasticnet"),
+    dict(batch_size=8, clip_norm=0.5),
+    dict(batch_size=8, clip_value=0.05, penalty="l1"),
+    dict(batch_size=1, clip_norm=0.1, average=True),
+    dict(batch_size=1, alpha=2.0, eta0=0.1),  # decay folds the lazy scale
+    dict(batch_size=2, alpha=2.0, eta0=0.1, average=True),
+    dict(batch_size=6, learning_rate="optimal"),
+    dict(batch_size=6, learning_rate="invscaling", eta0=0.2),
+    dict(batch_size=6, fit_intercept=False, penalty=None),
+]
+
+
+@pytest.mark.parametrize("params", ENGINE_CONFIGS, ids=str)
+@pytest.mark.parametrize("loss", ["hinge", "log_loss", "modified_huber"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_classifier_matches_reference(multiclass_data, params, loss, sparse):
+    X, y = multiclass_data
+    kw = dict(loss=loss, learning_rate="constant", eta0=0.05, alpha=0.01,
+              max_iter=N_EPOCHS, tol=None, shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDClassifier(**kw).fit(sp.csr_matrix(X) if sparse else X, y)
+    W, b, avg, avg_b = _reference_for(est, X, _ovr(y, est.classes_))
+    if avg is not None:
+        W, b = avg, avg_b
+    assert_allclose(est.coef_, W, rtol=1e-9, atol=1e-12)
+    assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
+    assert est.t_ == 1 + N_EPOCHS * X.shape[0]
+
+
+@pytest.mark.parametrize("params", ENGINE_CONFIGS[:10], ids=str)
+@pytest.mark.parametrize("loss", ["squared_error", "huber", "epsilon_insensitive",
+                                  "squared_epsilon_insensitive"])
+def test_regressor_matches_reference(regression_data, params, loss):
+    X, y = regression_data
+    kw = dict(loss=loss, learning_rate="invscaling", eta0=0.02, alpha=0.01,
+              max_iter=N_EPOCHS, tol=None, shuffle=False, epsilon=0.3)
+    kw.update(params)
+    est = MinibatchSGDRegressor(**kw).fit(sp.csr_matrix(X), y)
+    W, b, avg, avg_b = _reference_for(est, X, y.reshape(-1, 1))
+    if avg is not None:
+        W, b = avg, avg_b
+    assert_allclose(est.coef_, W.ravel(), rtol=1e-9, atol=1e-12)
+    assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
+
+
+SHUFFLED_CONFIGS = [
+    dict(),
+    dict(batch_size=1, penalty="l1"),
+    dict(batch_size=16, penalty="elasticnet", average=True),
+    dict(batch_size=8, clip_norm=1.0, clip_value=0.3),
+    dict(batch_size=128, loss="log_loss", learning_rate="adaptive"),
+]
+
+
+@pytest.mark.parametrize("params", SHUFFLED_CONFIGS, ids=str)
+def test_dense_and_csr_give_the_same_model(adult, params):
+    X, y = adult[:2]
+    X = X[:5000]
+    y = y[:5000]
+    kw = dict(max_iter=5, tol=None, random_state=0, **params)
+    sparse = MinibatchSGDClassifier(**kw).fit(X, y)
+    dense = MinibatchSGDClassifier(**kw).fit(X.toarray(), y)
+    assert_allclose(dense.coef_, sparse.coef_, rtol=1e-8, atol=1e-10)
+    assert_allclose(dense.intercept_, sparse.intercept_, rtol=1e-8, atol=1e-10)
+
+
+def test_int64_and_int32_indices_give_identical_models(adult):
+    X, y = adult[:2]
+    assert X.indices.dtype == np.int64  # what load_svmlight_file returns
+    X32 = X.copy()
+    X32.indices = X32.indices.astype(np.int32)
+    X32.indptr = X32.indptr.astype(np.int32)
+    kw = dict(max_iter=3, tol=None, random_state=0, penalty="elasticnet")
+    a = MinibatchSGDClassifier(**kw).fit(X, y)
+    b = MinibatchSGDClassifier(**kw).fit(X32, y)
+    assert_array_equal(a.coef_, b.coef_)
+    assert_array_equal(a.intercept_, b.intercept_)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("Est", [MinibatchSGDClassifier, MinibatchSGDRegressor])
+def test_float32_stays_float32(multiclass_data, sparse, Est):
+    X, y = multiclass_data
+    X32 = X.astype(np.float32)
+    if sparse:
+        X32 = sp.csr_matrix(X32)
+    kw = dict(max_iter=20, tol=None, random_state=0, average=True)
+    est32 = Est(**kw).fit(X32, y)
+    est64 = Est(**kw).fit(X, y)
+    assert est32.coef_.dtype == np.float32
+    assert est32.intercept_.dtype == np.float32
+    out = est32.decision_function(X32) if hasattr(est32, "decision_function") else est32.predict(X32)
+    assert out.dtype == np.float32
+    assert_allclose(est32.coef_, est64.coef_, rtol=1e-3, atol=1e-4)
+
+
+def test_partial_fit_chunks_continue_the_same_pass(multiclass_data):
+    """Chunks aligned on batch boundaries give exactly one pass of fit:
+    the schedule's clock carries across partial_fit calls."""
+    X, y = multiclass_data
+    kw = dict(batch_size=5, learning_rate="invscaling", eta0=0.1, shuffle=False,
+              average=True, penalty="elasticnet")
+    full = MinibatchSGDClassifier(max_iter=1, tol=None, **kw).fit(X, y)
+    stream = MinibatchSGDClassifier(**kw)
+    for start in range(0, X.shape[0], 20):
+        stream.partial_fit(X[start:start + 20], y[start:start + 20], classes=np.unique(y))
+    assert stream.t_ == full.t_ == 1 + X.shape[0]
+    assert_allclose(stream.coef_, full.coef_, rtol=1e-12)
+    assert_allclose(stream.intercept_, full.intercept_, rtol=1e-12)
+
+
+def test_l1_gives_exact_zeros(reuters):
+    X, y, Xt, yt = reuters
+    l1 = MinibatchSGDClassifier(penalty="l1", alpha=1e-4, max_iter=5, tol=None,
+                                random_state=0).fit(X, y)
+    l2 = MinibatchSGDClassifier(penalty="l2", alpha=1e-4, max_iter=5, tol=None,
+                                random_state=0).fit(X, y)
+    # Features never seen keep weight 0 under any penalty; L1 zeroes many more.
+    assert np.mean(l1.coef_ == 0) > np.mean(l2.coef_ == 0) + 0.3
+    assert l1.score(Xt, yt) > 0.95
+
+
+def test_clip_norm_bounds_the_step():
+    rng = np.random.RandomState(0)
+    X = 100 * rng.randn(40, 5)  # badly scaled: huge raw gradients
+    y = X @ rng.randn(5)
+    # epsilon_insensitive: piecewise linear, so no curvature cap interferes
+    est = MinibatchSGDRegressor(loss="epsilon_insensitive", learning_rate="constant",
+                                eta0=0.01, penalty=None, batch_size=40, clip_norm=0.5,
+                                shuffle=False)
+    est.partial_fit(X, y)  # one step of 40 samples from zero
+    step = np.sqrt(np.sum(est.coef_ ** 2) + est.intercept_[0] ** 2)
+    assert_allclose(step, 40 * 0.01 * 0.5, rtol=1e-10)
+
+
+def test_clip_value_bounds_each_component():
+    rng = np.random.RandomState(0)
+    X = 100 * rng.randn(40, 5)
+    y = X @ rng.randn(5)
+    est = MinibatchSGDRegressor(loss="epsilon_insensitive", learning_rate="constant",
+                                eta0=0.01, penalty=None, batch_size=40, clip_value=0.2,
+                                shuffle=False)
+    est.partial_fit(X, y)
+    assert np.max(np.abs(est.coef_)) == pytest.approx(40 * 0.01 * 0.2, rel=1e-12)
+    assert np.all(np.abs(est.coef_) <= 40 * 0.01 * 0.2 * (1 + 1e-12))
+
+
+class _UncappedSquared(SquaredError):
+    """Squared error that declares no curvature bound: no step cap."""
+
+    curvature = None
+
+
+def test_unclipped_training_explodes_where_clipping_does_not():
+    rng = np.random.RandomState(0)
+    X = 1000 * rng.randn(200, 5)
+    y = X @ rng.randn(5)
+    kw = dict(learning_rate="constant", eta0=0.01, max_iter=5, tol=None, random_state=0,
+              loss=_UncappedSquared())
+    with pytest.raises(ValueError, match=r"diverged at epoch [1-5]:"):
+        MinibatchSGDRegressor(**kw).fit(X, y)
+    clipped = MinibatchSGDRegressor(clip_norm=1.0, **kw).fit(X, y)
+    assert np.all(np.isfinite(clipped.coef_))
+
+
+def test_curvature_cap_keeps_squared_loss_stable_on_unscaled_data():
+    """The same data and rate with the built-in squared error: the cap
+    (1 / (curvature * L(m))) keeps every step stable, and it learns."""
+    rng = np.random.RandomState(0)
+    X = 1000 * rng.randn(200, 5)
+    y = X @ rng.randn(5)
+    est = MinibatchSGDRegressor(learning_rate="constant", eta0=0.01, max_iter=50,
+                                tol=None, random_state=0, penalty=None).fit(X, y)
+    assert est.score(X, y) > 0.99
+
+
+def test_sample_weight_scales_the_gradient(multiclass_data):
+    X, y = multiclass_data
+    kw = dict(learning_rate="constant", penalty=None, max_iter=2, tol=None, random_state=0)
+    a = MinibatchSGDClassifier(eta0=0.02, **kw).fit(X, y, sample_weight=np.full(y.size, 2.0))
+    b = MinibatchSGDClassifier(eta0=0.04, **kw).fit(X, y)
+    assert_allclose(a.coef_, b.coef_, rtol=1e-10)
+
+
+def test_class_weight_is_a_per_class_sample_weight(multiclass_data):
+    X, y = multiclass_data
+    kw = dict(max_iter=3, tol=None, random_state=0)
+    cw = {0: 0.5, 1: 2.0, 2: 1.0}
+    a = MinibatchSGDClassifier(class_weight=cw, **kw).fit(X, y)
+    b = MinibatchSGDClassifier(**kw).fit(X, y, sample_weight=np.vectorize(cw.get)(y))
+    assert_allclose(a.coef_, b.coef_, rtol=1e-12)
+    # 'balanced' on an imbalanced subset equals its computed weights.
+    keep = np.r_[np.flatnonzero(y == 0)[:5], np.flatnonzero(y != 0)]
+    Xi, yi = X[keep], y[keep]
+    counts = np.bincount(yi)
+    balanced = MinibatchSGDClassifier(class_weight="balanced", **kw).fit(Xi, yi)
+    manual = MinibatchSGDClassifier(**kw).fit(
+        Xi, yi, sample_weight=(yi.size / (3 * counts))[yi])
+    assert_allclose(balanced.coef_, manual.coef_, rtol=1e-12)
+    assert not np.allclose(balanced.coef_, MinibatchSGDClassifier(**kw).fit(Xi, yi).coef_)
+
+
+def test_warm_start_continues_from_the_last_solution(multiclass_data):
+    X, y = multiclass_data
+    kw = dict(max_iter=2, tol=None, random_state=0)
+    first = MinibatchSGDClassifier(**kw).fit(X, y)
+    warm = MinibatchSGDClassifier(warm_start=True, **kw).fit(X, y).fit(X, y)
+    explicit = MinibatchSGDClassifier(**kw).fit(
+        X, y, coef_init=first.coef_, intercept_init=first.intercept_)
+    assert_allclose(warm.coef_, explicit.coef_, rtol=1e-12)
+    cold = MinibatchSGDClassifier(**kw).fit(X, y).fit(X, y)
+    assert_allclose(cold.coef_, first.coef_, rtol=1e-12)  # fit without warm start restarts
+
+
+def test_same_random_state_same_model_and_shuffling_matters(adult):
+    X, y = adult[:2]
+    kw = dict(max_iter=2, tol=None)
+    a = MinibatchSGDClassifier(random_state=3, **kw).fit(X, y)
+    b = MinibatchSGDClassifier(random_state=3, **kw).fit(X, y)
+    c = MinibatchSGDClassifier(random_state=4, **kw).fit(X, y)
+    assert_array_equal(a.coef_, b.coef_)
+    assert not np.allclose(a.coef_, c.coef_)
+
+
+def test_early_stopping_stops_and_records_scores(adult):
+    X, y = adult[:2]
+    est = MinibatchSGDClassifier(early_stopping=True, max_iter=200, random_state=0).fit(X, y)
+    assert est.n_iter_ < 200
+    assert len(est.validation_scores_) == est.n_iter_ == len(est.loss_curve_)
+    assert est.best_score_ == max(est.validation_scores_) > 0.8
+    assert np.all(np.isfinite(est.loss_curve_))
+
+
+def test_multiclass_trains_all_classes_in_one_pass_like_separate_binary_fits(multiclass_data):
+    """One-vs-rest in one pass equals K separate binary fits on the same order."""
+    X, y = multiclass_data
+    kw = dict(max_iter=3, tol=None, shuffle=False, learning_rate="constant", eta0=0.05,
+              batch_size=4)
+    joint = MinibatchSGDClassifier(**kw).fit(X, y)
+    for k, c in enumerate(joint.classes_):
+        binary = MinibatchSGDClassifier(**kw).fit(X, np.where(y == c, 1, -1))
+        assert_allclose(joint.coef_[k], binary.coef_[0], rtol=1e-10)
+        assert_allclose(joint.intercept_[k], binary.intercept_[0], rtol=1e-10)
