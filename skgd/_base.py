@@ -172,7 +172,7 @@ class BaseMinibatchSGD(BaseEstimator):
             Mean training objective (weighted loss + penalty) per epoch.
         val_scores : list of float
         """
-        state.see_data(*data_smoothness(X[rows], sample_weight[rows], self.fit_intercept))
+        state.see_data(*data_smoothness(X, rows, sample_weight, self.fit_intercept))
         hyper = self._hyper(state, loss, state.coef.dtype)
         weight_sum = float(sample_weight[rows].sum())
         curve, val_scores = [], []

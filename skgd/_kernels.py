@@ -31,7 +31,10 @@ clipped at zero, which produces exact zeros.
 
 import numba
 import numpy as np
-from numba.extending import overload
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from .schedules import INVSCALING, OPTIMAL
 
@@ -44,6 +47,36 @@ AVG_N = 4  # number of steps averaged so far
 N_CLOCK = 5
 
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+
+# Rows are visited in a random order, so each one is a cache miss the CPU
+# cannot predict; fetching a few rows ahead overlaps those misses with work.
+LOOKAHEAD = 4
+
+
+# ------------------------------------------------------------ prefetching
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask the CPU to bring ``arr[idx]`` into cache (``llvm.prefetch``); a hint,
+    with no effect on results."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1:
+        return None
+    sig = types.void(arr, types.intp)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # read, high temporal locality, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 # --------------------------------------------------------------- row helpers
@@ -95,6 +128,31 @@ def _row_axpy(X, i, c, w):
             data, indices, indptr = X
             for jj in range(indptr[i], indptr[i + 1]):
                 w[indices[jj]] += c * data[jj]
+
+    return impl
+
+
+def prefetch_row(X, i):
+    """Prefetch row ``i`` (every cache line of it)."""
+
+
+@overload(prefetch_row, jit_options=_JIT)
+def _prefetch_row(X, i):
+    if len(X) == 1:
+
+        def impl(X, i):
+            x = X[0][i]
+            for j in range(0, x.shape[0], 8):
+                prefetch(x, j)
+
+    else:
+
+        def impl(X, i):
+            data, indices, indptr = X
+            lo, hi = indptr[i], indptr[i + 1]
+            for jj in range(lo, hi, 8):
+                prefetch(data, jj)
+                prefetch(indices, jj)
 
     return impl
 
@@ -298,6 +356,12 @@ def sgd_pass(
         # 1. Loss derivatives at the current weights.
         scale = clock[SCALE]
         for r in range(m):
+            ahead = start + r + LOOKAHEAD
+            if ahead < n_rows:
+                a = order[ahead]
+                prefetch_row(X, a)
+                prefetch(sample_weight, a)
+                prefetch(Y[a], 0)
             i = order[start + r]
             sw = sample_weight[i]
             for k in range(n_out):

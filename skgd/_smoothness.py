@@ -22,26 +22,29 @@ _SAMPLE_ROWS = 2000
 _POWER_ITERATIONS = 30
 
 
-def data_smoothness(X, sample_weight, fit_intercept):
-    """Return ``(lam, l_max)`` for the rows of ``X`` (see the module docstring).
+def data_smoothness(X, rows, sample_weight, fit_intercept):
+    """Return ``(lam, l_max)`` for ``X[rows]`` (see the module docstring).
 
-    ``lam`` comes from power iteration on at most 2000 rows chosen with a
-    fixed seed, so it is deterministic for given data.
+    ``lam`` comes from power iteration on at most 2000 of those rows chosen
+    with a fixed seed, so it is deterministic for given data. ``X`` is never
+    copied whole.
     """
-    n, d = X.shape
+    d = X.shape[1]
     extra = 1.0 if fit_intercept else 0.0
+    if rows.size == 0:
+        return 0.0, 0.0
     if sp.issparse(X):
-        sq = np.add.reduceat(np.append(X.data, 0.0) ** 2, X.indptr[:-1]) if X.nnz else np.zeros(n)
+        sq = np.add.reduceat(np.append(X.data, 0.0) ** 2, X.indptr[:-1])
         sq[np.diff(X.indptr) == 0] = 0.0
     else:
         sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-    l_max = float(np.max(sample_weight * (sq + extra))) if n else 0.0
+    l_max = float(np.max(sample_weight[rows] * (sq[rows] + extra)))
 
-    rows = np.arange(n)
-    if n > _SAMPLE_ROWS:
-        rows = np.sort(np.random.RandomState(0).choice(n, _SAMPLE_ROWS, replace=False))
-    Xs = X[rows]
-    s = sample_weight[rows]
+    sample = rows
+    if rows.size > _SAMPLE_ROWS:
+        sample = np.sort(np.random.RandomState(0).choice(rows, _SAMPLE_ROWS, replace=False))
+    Xs = X[sample]
+    s = sample_weight[sample]
     v = np.ones(d + 1) / np.sqrt(d + 1)
     lam = 0.0
     for _ in range(_POWER_ITERATIONS):
@@ -49,7 +52,7 @@ def data_smoothness(X, sample_weight, fit_intercept):
         w = np.empty(d + 1)
         w[:d] = Xs.T @ u
         w[d] = extra * u.sum()
-        w /= rows.size
+        w /= sample.size
         lam = float(np.linalg.norm(w))
         if lam == 0.0:
             break
