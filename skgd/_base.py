@@ -1,6 +1,7 @@
 """What both estimators share: parameters, validation, the epoch driver,
 early stopping and ``partial_fit`` bookkeeping."""
 
+import functools
 import time
 import warnings
 from contextlib import contextmanager
@@ -15,11 +16,31 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _engine
-from ._smoothness import data_smoothness
+from ._smoothness import largest_eigenvalue, row_scales
 from .losses import Loss, get_loss
 from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
 
 _FLOATS = [np.float64, np.float32]
+
+
+@functools.lru_cache(maxsize=None)
+def _param_names(cls):
+    return tuple(cls._get_param_names())
+
+
+def _same(a, b):
+    """Equality of two parameter tuples that may hold arrays or objects."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x is y:
+            continue
+        try:
+            if type(x) is not type(y) or not bool(x == y):
+                return False
+        except (ValueError, TypeError):
+            return False
+    return True
 
 
 class BaseMinibatchSGD(BaseEstimator):
@@ -55,6 +76,13 @@ class BaseMinibatchSGD(BaseEstimator):
     # ------------------------------------------------------------ validation
 
     def _check_params(self, for_partial_fit=False):
+        """Validate the hyper-parameters; skipped when they have not changed
+        since the last successful check (streaming calls pay for it once)."""
+        names = _param_names(type(self))
+        fingerprint = (for_partial_fit,) + tuple(self.__dict__.get(n) for n in names)
+        cached = self.__dict__.get("_checked_params")
+        if cached is not None and _same(cached, fingerprint):
+            return
         self._validate_params()
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit.")
@@ -65,6 +93,44 @@ class BaseMinibatchSGD(BaseEstimator):
             )
         if self.penalty == "elasticnet" and self.l1_ratio is None:
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
+        self._checked_params = fingerprint
+
+    def _fast_X(self, X):
+        """Validate a fitted model's input cheaply in the common case.
+
+        Plain C-ordered float ndarrays of the right width, with every value
+        finite and no feature names to compare, pass here in microseconds;
+        anything else returns None and goes through scikit-learn's
+        ``validate_data`` (so every error message stays the same).
+        """
+        if (
+            type(X) is not np.ndarray
+            or X.ndim != 2
+            or X.dtype not in _FLOATS
+            or not X.flags.c_contiguous
+            or X.shape[0] == 0
+            or "feature_names_in_" in self.__dict__
+        ):
+            return None
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(X.sum()):  # NaN/inf, or overflow: let the full check say
+                return None
+        return X
+
+    def _fast_Xy(self, X, y, numeric):
+        """``_fast_X`` for a training chunk, with a 1-d ``y`` of matching length
+        (finite numbers when ``numeric``); None sends both to the full path."""
+        Xf = self._fast_X(X)
+        if Xf is None or type(y) is not np.ndarray or y.ndim != 1 or y.shape[0] != X.shape[0]:
+            return None
+        if numeric and (y.dtype.kind not in "fiu" or not np.isfinite(y).all()):
+            return None
+        return Xf, y
 
     def _validate_X(self, X, y="no_validation", reset=True, y_numeric=False):
         """Validate X (and y) once: float32/float64, C-ordered or CSR."""
@@ -131,10 +197,14 @@ class BaseMinibatchSGD(BaseEstimator):
             average=self.average,
             dtype=dtype,
             curvature=loss.curvature,
+            per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
         )
 
     def _new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None):
+        # One draw from random_state seeds every shuffle of this state, as
+        # scikit-learn's SGD seeds its per-call shuffles.
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         return _engine.EngineState(
             n_outputs,
             n_features,
@@ -142,9 +212,24 @@ class BaseMinibatchSGD(BaseEstimator):
             average=self.average > 0,
             l1=self.penalty in ("l1", "elasticnet"),
             eta0=self.eta0,
+            shuffle_seed=seed,
             coef_init=coef_init,
             intercept_init=intercept_init,
         )
+
+    def _see_data(self, state, X, rows, sample_weight):
+        """Update the data's smoothness behind the step cap (skgd._smoothness).
+
+        ``l_max`` is exact for every batch of data; ``lam`` (which only
+        matters for large batches) is estimated once, from the first data a
+        state sees, so a stream of small chunks pays for it once.
+        """
+        l_max = float(row_scales(X, rows, sample_weight, self.fit_intercept).max(initial=0.0))
+        lam = state.smoothness[0]
+        if not state.seen_data:
+            lam = largest_eigenvalue(X, rows, sample_weight, self.fit_intercept)
+            state.seen_data = True
+        state.see_data(lam, l_max)
 
     def _objective(self, total_loss, weight_sum, state):
         coef, _ = state.weights()
@@ -162,7 +247,7 @@ class BaseMinibatchSGD(BaseEstimator):
             )
 
     def _run_epochs(self, X, Y, sample_weight, state, loss, *, rows, max_epochs,
-                    rng, validation=None):
+                    validation=None):
         """The epoch driver: shuffle, one compiled pass, stopping rules.
 
         Returns
@@ -172,7 +257,7 @@ class BaseMinibatchSGD(BaseEstimator):
             Mean training objective (weighted loss + penalty) per epoch.
         val_scores : list of float
         """
-        state.see_data(*data_smoothness(X, rows, sample_weight, self.fit_intercept))
+        self._see_data(state, X, rows, sample_weight)
         hyper = self._hyper(state, loss, state.coef.dtype)
         weight_sum = float(sample_weight[rows].sum())
         curve, val_scores = [], []
@@ -181,9 +266,10 @@ class BaseMinibatchSGD(BaseEstimator):
         start = time.perf_counter()
         n_iter = 0
         for epoch in range(1, max_epochs + 1):
-            order = rng.permutation(rows) if self.shuffle else rows
-            total = _engine.run_pass(state, X, Y, sample_weight, order, hyper, loss)
-            objective = self._objective(total, weight_sum, state)
+            weighted, _ = _engine.run_pass(
+                state, X, Y, sample_weight, rows, hyper, loss, self.shuffle
+            )
+            objective = self._objective(weighted, weight_sum, state)
             self._check_finite(state, objective, epoch)
             curve.append(objective)
             n_iter = epoch
@@ -200,6 +286,10 @@ class BaseMinibatchSGD(BaseEstimator):
                 val_scores.append(score)
                 current = -score
             else:
+                # The objective being minimised: weighted mean loss plus penalty.
+                # (scikit-learn watches the unweighted loss; under strong class
+                # weights that is dominated by samples that barely count, and
+                # stops training too early.)
                 current = objective
             if not use_tol:
                 continue
@@ -227,7 +317,6 @@ class BaseMinibatchSGD(BaseEstimator):
     def _fit_state(self, X, Y, sample_weight, state, loss, stratify):
         """Full training of ``fit``: split, epochs, convergence warning."""
         n = X.shape[0]
-        rng = check_random_state(self.random_state)
         rows = np.arange(n, dtype=np.int64)
         validation = None
         if self.early_stopping:
@@ -235,7 +324,7 @@ class BaseMinibatchSGD(BaseEstimator):
             validation = (X[val], stratify[val], sample_weight[val])
         n_iter, curve, val_scores = self._run_epochs(
             X, Y, sample_weight, state, loss, rows=rows, max_epochs=self.max_iter,
-            rng=rng, validation=validation,
+            validation=validation,
         )
         if self.tol is not None and n_iter == self.max_iter:
             warnings.warn(
@@ -274,29 +363,24 @@ class BaseMinibatchSGD(BaseEstimator):
     def _is_classifier_like(self):
         return False
 
-    def _stream_rng(self, state):
-        """The RNG that shuffles partial_fit chunks; kept in the state so a
-        pickled model resumes the same stream."""
-        if state.rng is None:
-            state.rng = check_random_state(self.random_state)
-            if state.rng is np.random.mtrand._rand:
-                state.rng = np.random.RandomState(state.rng.randint(2**31 - 1))
-        return state.rng
-
     def _partial_state(self, X, Y, sample_weight, state, loss):
-        """One pass over a chunk on a copy of ``state``; returns the new state."""
+        """One pass over a chunk on a copy of ``state``; returns the new state.
+
+        Training works on the copy, so a failed call changes nothing.
+        """
         new = state.copy()
-        rng = self._stream_rng(new)
         rows = np.arange(X.shape[0], dtype=np.int64)
-        n_iter, curve, _ = self._run_epochs(
-            X, Y, sample_weight, new, loss, rows=rows, max_epochs=1, rng=rng
-        )
+        _, curve, _ = self._run_epochs(X, Y, sample_weight, new, loss, rows=rows, max_epochs=1)
         return new, curve
 
     # ------------------------------------------------------------ predicting
 
     def _decision(self, X):
-        check_is_fitted(self)
+        if "coef_" not in self.__dict__:
+            check_is_fitted(self)
+        Xf = self._fast_X(X)
+        if Xf is not None:
+            return Xf @ self.coef_.T + self.intercept_
         X = self._validate_X(X, reset=False)
         return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
 
@@ -328,16 +412,16 @@ class BaseMinibatchSGD(BaseEstimator):
         self._state = state
         self.n_iter_ = n_iter
         self.t_ = state.t
-        if incremental and hasattr(self, "loss_curve_"):
-            self.loss_curve_ = self.loss_curve_ + curve
-        else:
-            self.loss_curve_ = list(curve)
         if val_scores:
             self.validation_scores_ = list(val_scores)
             self.best_score_ = float(max(val_scores))
         coef, intercept = self._public_weights(state)
         dtype = state.coef.dtype
         self._set_weights(coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False))
+        if incremental and hasattr(self, "loss_curve_"):
+            self.loss_curve_.extend(curve)  # last, in place: nothing can fail after it
+        else:
+            self.loss_curve_ = list(curve)
 
     def _init_arrays(self, n_outputs, n_features, coef_init, intercept_init):
         """Check ``coef_init`` / ``intercept_init``; fall back to warm start."""

@@ -8,31 +8,14 @@ The estimators never touch the compiled kernel directly; they hold an
 import copy
 from collections import namedtuple
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
 
-Hyper = namedtuple(
-    "Hyper",
-    [
-        "schedule",  # int, a code from skgd.schedules
-        "alpha",  # float, used by the 'optimal' schedule
-        "eta0",  # float, current base rate (lowered by 'adaptive')
-        "power_t",  # float
-        "optimal_init",  # float, t0 of the 'optimal' schedule
-        "l2",  # float, L2 strength alpha * (1 - l1_ratio), 0 if none
-        "l1",  # float, L1 strength alpha * l1_ratio, 0 if none
-        "fit_intercept",  # bool
-        "batch_size",  # int
-        "clip_norm",  # float, 0 = off
-        "clip_value",  # float, 0 = off
-        "average_start",  # float, sample count where averaging starts, 0 = off
-        "scale_min",  # float, when to fold the lazy L2 scale into coef
-        "curv_full",  # float, beta * lam: step cap 1 / (curv_full + curv_max / m)
-        "curv_max",  # float, beta * l_max; 0 = no cap
-    ],
-)
+# Named on the Python side for readability; the kernel gets it as an array.
+Hyper = namedtuple("Hyper", K.HYPER_FIELDS)
 
 
 def make_hyper(
@@ -51,6 +34,7 @@ def make_hyper(
     average,
     dtype,
     curvature,
+    per_sample_floor,
     smoothness,
 ):
     """Build the compiled kernel's hyper-parameters (fixed Python types).
@@ -74,21 +58,22 @@ def make_hyper(
     else:
         scale_min = 1e-9
     return Hyper(
-        int(schedule),
-        float(alpha),
-        float(eta0),
-        float(power_t),
-        float(optimal_init),
-        float(l2),
-        float(l1),
-        bool(fit_intercept),
-        int(batch_size),
-        float(clip_norm or 0.0),
-        float(clip_value or 0.0),
-        average_start,
-        float(scale_min),
-        float(curvature or 0.0) * smoothness[0],
-        float(curvature or 0.0) * smoothness[1],
+        schedule=schedule,
+        alpha=alpha,
+        eta0=eta0,
+        power_t=power_t,
+        optimal_init=optimal_init,
+        l2=l2,
+        l1=l1,
+        fit_intercept=float(fit_intercept),
+        batch_size=batch_size,
+        clip_norm=clip_norm or 0.0,
+        clip_value=clip_value or 0.0,
+        average_start=average_start,
+        scale_min=scale_min,
+        curv_full=(curvature or 0.0) * smoothness[0],
+        curv_max=(curvature or 0.0) * smoothness[1],
+        cap_floor=float(bool(per_sample_floor)),
     )
 
 
@@ -104,13 +89,16 @@ class EngineState:
         Lazy running sums for averaged SGD (empty when averaging is off).
     l1_applied : ndarray, float64
         L1 penalty already applied to each weight (empty without L1).
-    clock : ndarray of shape (5,), float64
+    clock : ndarray of shape (6,), float64
         Scalar state; slots named in ``skgd._kernels``.
+    shuffle_seed : int
+        Seed of the shuffles; each pass's order depends only on it and the
+        pass number, so a resumed state shuffles as the original would.
     eta : float
         Current base learning rate (the ``adaptive`` schedule lowers it).
     """
 
-    def __init__(self, n_outputs, n_features, dtype, *, average, l1, eta0,
+    def __init__(self, n_outputs, n_features, dtype, *, average, l1, eta0, shuffle_seed,
                  coef_init=None, intercept_init=None):
         self.coef = np.zeros((n_outputs, n_features), dtype=dtype)
         if coef_init is not None:
@@ -126,12 +114,17 @@ class EngineState:
         self.clock[K.T] = 1.0
         self.clock[K.SCALE] = 1.0
         self.eta = float(eta0)
-        self.rng = None  # shuffles partial_fit chunks; set on first use
+        self.shuffle_seed = int(shuffle_seed)  # with clock[PASSES], seeds each shuffle
         self.smoothness = (0.0, 0.0)  # the data's (lam, l_max), running max
+        self.seen_data = False  # lam is estimated from the first data seen
 
     def copy(self):
         """A deep copy (training runs on a copy so a failure changes nothing)."""
-        return copy.deepcopy(self)
+        new = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                setattr(new, name, value.copy())
+        return new
 
     @property
     def t(self):
@@ -169,37 +162,59 @@ def as_dataset(X):
     return (X,)
 
 
-def _work_buffers(state, hyper):
-    n_out, n_features = state.coef.shape
-    clipping = hyper.clip_norm > 0 or hyper.clip_value > 0
-    grad = np.zeros((n_out, n_features) if clipping else (0, 0), dtype=np.float64)
-    grad_b = np.zeros(n_out, dtype=np.float64)
-    derivs = np.zeros((hyper.batch_size, n_out), dtype=np.float64)
-    mark = np.zeros(n_features, dtype=np.bool_)
-    touched = np.zeros(n_features, dtype=np.int64)
-    return grad, grad_b, derivs, mark, touched
+# Compiled entry points of sgd_pass by argument-type key. numba's dispatcher
+# types every argument on every call (about 15 us here); a streaming
+# partial_fit on 100 rows costs not much more than that in total. Only the
+# arrays that come from the caller (the data, targets, weights, row order)
+# and the loss vary in type between calls; the state arrays are the engine's
+# own, always C-ordered, writable, of fixed dtypes. So this key determines
+# the compiled specialization.
+_ENTRY_POINTS = {}
 
 
-def run_pass(state, X, Y, sample_weight, order, hyper, loss):
-    """One compiled pass over ``order``; returns the summed weighted loss."""
+def _type_key(arrays, coef, loss_fn, loss_params):
+    layout = tuple((a.dtype.str, a.ndim, a.flags.c_contiguous, a.flags.writeable,
+                    a.flags.aligned) for a in arrays)
+    return layout, coef.dtype.str, id(loss_fn), len(loss_params)
+
+
+def _call_kernel(args, key):
+    entry = _ENTRY_POINTS.get(key)
+    if entry is not None:
+        return entry(*args)
+    result = K.sgd_pass(*args)  # types the arguments and compiles if needed
+    overload = K.sgd_pass.overloads.get(tuple(numba.typeof(a) for a in args))
+    if overload is not None:
+        _ENTRY_POINTS[key] = overload.entry_point
+    return result
+
+
+def run_pass(state, X, Y, sample_weight, rows, hyper, loss, shuffle):
+    """One compiled pass over ``rows`` (shuffled if ``shuffle``); returns the
+    summed weighted and unweighted losses (see ``sgd_pass``)."""
     loss_fn, dloss_fn = loss.compiled()
-    return K.sgd_pass(
-        as_dataset(X),
+    data = as_dataset(X)
+    params = loss.params()
+    order = rows.copy() if shuffle else rows
+    args = (
+        data,
         Y,
         sample_weight,
         order,
+        state.shuffle_seed if shuffle else -1,
         state.coef,
         state.intercept,
         state.avg_coef,
         state.avg_intercept,
         state.l1_applied,
         state.clock,
-        hyper,
+        np.asarray(hyper, dtype=np.float64),
         loss_fn,
         dloss_fn,
-        loss.params(),
-        _work_buffers(state, hyper),
+        params,
     )
+    key = _type_key(data + (Y, sample_weight, order), state.coef, loss_fn, params)
+    return _call_kernel(args, key)
 
 
 def penalty_value(coef, alpha, penalty, l1_ratio):

@@ -44,7 +44,32 @@ SCALE = 1  # real weights = SCALE * coef
 L1_U = 2  # total L1 penalty each weight could have received so far
 AVG_B = 3  # coefficient of coef in the lazy sum of averaged weights
 AVG_N = 4  # number of steps averaged so far
-N_CLOCK = 5
+PASSES = 5  # passes run so far (seeds each pass's shuffle)
+N_CLOCK = 6
+
+# The hyper-parameters travel as one float64 array (cheap for numba to
+# dispatch on); these are its slots, in order.
+HYPER_FIELDS = (
+    "schedule",  # a code from skgd.schedules
+    "alpha",  # used by the 'optimal' schedule
+    "eta0",  # current base rate (lowered by 'adaptive')
+    "power_t",
+    "optimal_init",  # offset t0 of 'optimal', already scaled for the batch size
+    "l2",  # L2 strength alpha * (1 - l1_ratio), 0 if none
+    "l1",  # L1 strength alpha * l1_ratio, 0 if none
+    "fit_intercept",  # 1 or 0
+    "batch_size",
+    "clip_norm",  # 0 = off
+    "clip_value",  # 0 = off
+    "average_start",  # sample count where averaging starts, 0 = off
+    "scale_min",  # when to fold the lazy L2 scale into coef
+    "curv_full",  # curvature * lam: step cap 1 / (curv_full + curv_max / m)
+    "curv_max",  # curvature * l_max; 0 = no cap
+    "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
+)
+(H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_L1, H_FIT_INTERCEPT,
+ H_BATCH_SIZE, H_CLIP_NORM, H_CLIP_VALUE, H_AVERAGE_START, H_SCALE_MIN, H_CURV_FULL,
+ H_CURV_MAX, H_CAP_FLOOR) = range(len(HYPER_FIELDS))
 
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
@@ -200,15 +225,40 @@ def _mark_row(X, i, mark, touched, n_touched):
 
 @numba.njit(**_JIT)
 def learning_rate(hyper, t):
-    """Per-sample learning rate at sample count ``t`` (see skgd.schedules).
+    """Per-sample learning rate at sample count ``t`` (see skgd.schedules)."""
+    schedule = hyper[H_SCHEDULE]
+    if schedule == OPTIMAL:
+        return 1.0 / (hyper[H_ALPHA] * (hyper[H_OPTIMAL_INIT] + t - 1.0))
+    if schedule == INVSCALING:
+        return hyper[H_ETA0] / t ** hyper[H_POWER_T]
+    return hyper[H_ETA0]  # constant and adaptive (the driver lowers eta0)
 
-    ``hyper.optimal_init`` is the offset already scaled for the batch size.
+
+@numba.njit(**_JIT)
+def splitmix64(state):
+    """One step of SplitMix64 (Steele, Lea & Flood 2014): (new state, output)."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@numba.njit(**_JIT)
+def shuffle_in_place(order, seed, pass_number):
+    """Fisher-Yates shuffle of ``order``, a pure function of (seed, pass).
+
+    Keeping the generator's whole state in two integers makes a pass
+    reproducible from the engine state alone (pickling, failed calls).
     """
-    if hyper.schedule == OPTIMAL:
-        return 1.0 / (hyper.alpha * (hyper.optimal_init + t - 1.0))
-    if hyper.schedule == INVSCALING:
-        return hyper.eta0 / t**hyper.power_t
-    return hyper.eta0  # constant and adaptive (the driver lowers eta0)
+    state = np.uint64(seed) ^ (np.uint64(pass_number) * np.uint64(0xD1B54A32D192ED03))
+    state, _ = splitmix64(state)
+    for i in range(order.shape[0] - 1, 0, -1):
+        state, r = splitmix64(state)
+        j = np.int64(r % np.uint64(i + 1))
+        tmp = order[i]
+        order[i] = order[j]
+        order[j] = tmp
 
 
 
@@ -295,6 +345,7 @@ def sgd_pass(
     Y,
     sample_weight,
     order,
+    shuffle_seed,
     coef,
     intercept,
     avg_coef,
@@ -305,7 +356,6 @@ def sgd_pass(
     loss,
     dloss,
     loss_params,
-    work,
 ):
     """Run one pass of minibatch SGD over the rows ``order`` (in that order).
 
@@ -319,39 +369,66 @@ def sgd_pass(
         Weight of each row (class weights included).
     order : ndarray of int64
         Rows to visit, in order; consecutive runs of ``batch_size`` form the
-        minibatches.
+        minibatches. Shuffled in place first when ``shuffle_seed >= 0``.
+    shuffle_seed : int
+        Seed of this state's shuffles (with ``clock[PASSES]``), or -1.
     coef, intercept, avg_coef, avg_intercept, l1_applied, clock : ndarray
         Engine state, updated in place (see the module docstring).
-    hyper : Hyper
-        Hyper-parameters (a named tuple built by ``skgd._engine``).
+    hyper : ndarray of float64
+        Hyper-parameters, slots ``HYPER_FIELDS``.
     loss, dloss : first-class functions ``(p, y, *loss_params) -> float``
     loss_params : tuple of float
-    work : tuple
-        Scratch buffers ``(grad, grad_b, derivs, mark, touched)``.
 
     Returns
     -------
-    total_loss : float
-        Sum over the rows of ``sample_weight * loss``, each taken at the
-        weights before that row's minibatch step.
+    weighted_loss : float
+        Sum over the rows (and outputs) of ``sample_weight * loss``, each
+        taken at the weights before that row's minibatch step.
+    raw_loss : float
+        The same sum without the sample weights (what scikit-learn's ``tol``
+        rule watches).
     """
-    grad, grad_b, derivs, mark, touched = work
-    n_out = coef.shape[0]
+    n_out, n_features = coef.shape
     n_rows = order.shape[0]
-    batch = hyper.batch_size
-    clipping = hyper.clip_norm > 0.0 or hyper.clip_value > 0.0
-    track = clipping or hyper.l1 > 0.0
-    averaging = hyper.average_start > 0.0
-    total_loss = 0.0
+    batch = np.int64(hyper[H_BATCH_SIZE])
+    l2 = hyper[H_L2]
+    l1 = hyper[H_L1]
+    fit_intercept = hyper[H_FIT_INTERCEPT] != 0.0
+    clip_norm = hyper[H_CLIP_NORM]
+    clip_value = hyper[H_CLIP_VALUE]
+    average_start = hyper[H_AVERAGE_START]
+    curv_full = hyper[H_CURV_FULL]
+    curv_max = hyper[H_CURV_MAX]
+    cap_floor = hyper[H_CAP_FLOOR] != 0.0
+    clipping = clip_norm > 0.0 or clip_value > 0.0
+    track = clipping or l1 > 0.0
+    averaging = average_start > 0.0
+
+    # scratch: loss derivatives of a batch, and (only when needed) the
+    # gradient and the list of columns a batch touches
+    derivs = np.empty((batch, n_out))
+    grad = np.zeros((n_out, n_features) if clipping else (0, 0))
+    grad_b = np.zeros(n_out)
+    mark = np.zeros(n_features if track else 0, dtype=np.bool_)
+    touched = np.empty(n_features if track else 0, dtype=np.int64)
+
+    if shuffle_seed >= 0:
+        shuffle_in_place(order, shuffle_seed, np.int64(clock[PASSES]))
+    clock[PASSES] += 1.0
+    weighted_loss = 0.0
+    raw_loss = 0.0
 
     for start in range(0, n_rows, batch):
         m = min(batch, n_rows - start)
         t = clock[T]
         # One step of m samples moves as far as m per-sample steps, capped
         # where a smooth loss would become unstable (skgd._smoothness).
-        eta = m * learning_rate(hyper, t + 0.5 * (m - 1))
-        if hyper.curv_max > 0.0:
-            eta = min(eta, 1.0 / (hyper.curv_full + hyper.curv_max / m))
+        rate = learning_rate(hyper, t + 0.5 * (m - 1))
+        eta = m * rate
+        if curv_max > 0.0:
+            eta = min(eta, 1.0 / (curv_full + curv_max / m))
+            if cap_floor:
+                eta = max(eta, rate)
 
         # 1. Loss derivatives at the current weights.
         scale = clock[SCALE]
@@ -367,15 +444,17 @@ def sgd_pass(
             for k in range(n_out):
                 p = scale * row_dot(X, i, coef[k]) + intercept[k]
                 y = Y[i, k]
-                total_loss += sw * loss(p, y, *loss_params)
+                value = loss(p, y, *loss_params)
+                raw_loss += value
+                weighted_loss += sw * value
                 # No clamp on d (scikit-learn clamps at 1e12): a diverging run
                 # must overflow and be reported, not stay finite but huge.
                 derivs[r, k] = sw * dloss(p, y, *loss_params)
 
         # 2. L2 weight decay, lazily through the scale.
-        if hyper.l2 > 0.0:
-            clock[SCALE] = scale * max(0.0, 1.0 - eta * hyper.l2)
-            if clock[SCALE] < hyper.scale_min:
+        if l2 > 0.0:
+            clock[SCALE] = scale * max(0.0, 1.0 - eta * l2)
+            if clock[SCALE] < hyper[H_SCALE_MIN]:
                 fold_scale(coef, clock, avg_coef)
         scale = clock[SCALE]
         avg_b = clock[AVG_B]
@@ -397,12 +476,12 @@ def sgd_pass(
                 s = 0.0
                 for r in range(m):
                     s += derivs[r, k]
-                grad_b[k] = s / m if hyper.fit_intercept else 0.0
-            if hyper.clip_value > 0.0:
-                clip_by_value(grad, grad_b, touched, n_touched, hyper.clip_value)
+                grad_b[k] = s / m if fit_intercept else 0.0
+            if clip_value > 0.0:
+                clip_by_value(grad, grad_b, touched, n_touched, clip_value)
             factor = 1.0
-            if hyper.clip_norm > 0.0:
-                factor = clip_by_global_norm(grad, grad_b, touched, n_touched, hyper.clip_norm)
+            if clip_norm > 0.0:
+                factor = clip_by_global_norm(grad, grad_b, touched, n_touched, clip_norm)
             c = -eta * factor / scale
             for k in range(n_out):
                 for jj in range(n_touched):
@@ -422,7 +501,7 @@ def sgd_pass(
                         row_axpy(X, i, c / scale, coef[k])
                         if avg_b != 0.0:
                             row_axpy(X, i, -avg_b * c / scale, avg_coef[k])
-            if hyper.fit_intercept:
+            if fit_intercept:
                 for k in range(n_out):
                     s = 0.0
                     for r in range(m):
@@ -430,8 +509,8 @@ def sgd_pass(
                     intercept[k] -= step * s
 
         # 4. L1: the cumulative penalty on the weights this batch touched.
-        if hyper.l1 > 0.0:
-            clock[L1_U] += eta * hyper.l1
+        if l1 > 0.0:
+            clock[L1_U] += eta * l1
             l1_cumulative_penalty(coef, l1_applied, avg_coef, clock, touched, n_touched)
 
         if track:
@@ -439,7 +518,7 @@ def sgd_pass(
                 mark[touched[jj]] = False
 
         # 5. Averaging: fold this step's weights into the running sum.
-        if averaging and t + m - 1 >= hyper.average_start:
+        if averaging and t + m - 1 >= average_start:
             clock[AVG_B] += scale
             clock[AVG_N] += 1.0
             inv = 1.0 / clock[AVG_N]
@@ -448,4 +527,4 @@ def sgd_pass(
 
         clock[T] = t + m
 
-    return total_loss
+    return weighted_loss, raw_loss

@@ -57,8 +57,9 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         Start ``fit`` from the previous solution.
     average : bool or int, default=False
         Averaged SGD (see :class:`MinibatchSGDClassifier`).
-    batch_size : int, default=32
-        Samples per minibatch; see :class:`MinibatchSGDClassifier`.
+    batch_size : int, default=1
+        Samples per minibatch; 1 (the default) is scikit-learn's per-sample
+        algorithm. See :class:`MinibatchSGDClassifier`.
     clip_norm : float or None, default=None
         Rescale each minibatch gradient to an L2 norm of at most this.
     clip_value : float or None, default=None
@@ -71,7 +72,7 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
     n_iter_ : int
     t_ : float
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
     loss_curve_ : list of float
         Mean training objective per epoch (loss plus penalty).
     validation_scores_ : list of float
@@ -124,7 +125,7 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         n_iter_no_change=5,
         warm_start=False,
         average=False,
-        batch_size=32,
+        batch_size=1,
         clip_norm=None,
         clip_value=None,
     ):
@@ -152,7 +153,11 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         self.clip_value = clip_value
 
     def _targets(self, X, y, sample_weight, reset):
-        X, y = self._validate_X(X, y, reset=reset, y_numeric=True)
+        fast = None if reset else self._fast_Xy(X, y, numeric=True)
+        if fast is None:
+            X, y = self._validate_X(X, y, reset=reset, y_numeric=True)
+        else:
+            X, y = fast
         y = y.astype(np.float64, copy=False)
         sw = self._check_sample_weight(sample_weight, X.shape[0])
         return X, y, sw

@@ -18,43 +18,57 @@ a stable run, and it is what lets ``batch_size`` grow without retuning.
 import numpy as np
 import scipy.sparse as sp
 
-_SAMPLE_ROWS = 2000
-_POWER_ITERATIONS = 30
+_SAMPLE_ROWS = 500
+_POWER_ITERATIONS = 20
 
 
-def data_smoothness(X, rows, sample_weight, fit_intercept):
-    """Return ``(lam, l_max)`` for ``X[rows]`` (see the module docstring).
-
-    ``lam`` comes from power iteration on at most 2000 of those rows chosen
-    with a fixed seed, so it is deterministic for given data. ``X`` is never
-    copied whole.
-    """
-    d = X.shape[1]
-    extra = 1.0 if fit_intercept else 0.0
-    if rows.size == 0:
-        return 0.0, 0.0
+def row_scales(X, rows, sample_weight, fit_intercept):
+    """``s_i * ||x_i||^2`` (plus ``s_i`` with an intercept) for ``X[rows]``."""
     if sp.issparse(X):
-        sq = np.add.reduceat(np.append(X.data, 0.0) ** 2, X.indptr[:-1])
-        sq[np.diff(X.indptr) == 0] = 0.0
+        sq = np.zeros(X.shape[0])
+        nonempty = np.diff(X.indptr) > 0
+        sq[nonempty] = np.add.reduceat(X.data.astype(np.float64) ** 2, X.indptr[:-1][nonempty])
+        sq = sq[rows]
     else:
-        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-    l_max = float(np.max(sample_weight[rows] * (sq[rows] + extra)))
+        Xr = X if rows.size == X.shape[0] else X[rows]
+        sq = np.einsum("ij,ij->i", Xr, Xr, dtype=np.float64)
+    return sample_weight[rows] * (sq + (1.0 if fit_intercept else 0.0))
 
+
+def largest_eigenvalue(X, rows, sample_weight, fit_intercept):
+    """``lam``: top eigenvalue of ``(1/n) sum_i s_i x_i x_i^T`` over a sample.
+
+    At most 500 of ``rows`` (fixed seed, so deterministic for given data);
+    power iteration on whichever is smaller, the (d+1)-square covariance or
+    the sample's Gram matrix (they share their non-zero eigenvalues).
+    """
+    if rows.size == 0:
+        return 0.0
     sample = rows
     if rows.size > _SAMPLE_ROWS:
         sample = np.sort(np.random.RandomState(0).choice(rows, _SAMPLE_ROWS, replace=False))
     Xs = X[sample]
-    s = sample_weight[sample]
-    v = np.ones(d + 1) / np.sqrt(d + 1)
+    root_s = np.sqrt(sample_weight[sample])
+    if sp.issparse(Xs):
+        Z = sp.diags(root_s) @ Xs
+        gram = np.asarray((Z @ Z.T).todense()) if sample.size <= Xs.shape[1] else None
+    else:
+        Z = root_s[:, None] * Xs
+        gram = Z @ Z.T if sample.size <= Xs.shape[1] else None
+    if gram is None:  # few features: the covariance is the small side
+        Zd = Z.toarray() if sp.issparse(Z) else Z
+        if fit_intercept:
+            Zd = np.hstack([Zd, root_s[:, None]])
+        M = Zd.T @ Zd
+    else:
+        M = gram + (np.outer(root_s, root_s) if fit_intercept else 0.0)
+    M = M / sample.size
+    v = np.ones(M.shape[0]) / np.sqrt(M.shape[0])
     lam = 0.0
     for _ in range(_POWER_ITERATIONS):
-        u = s * (Xs @ v[:d] + extra * v[d])
-        w = np.empty(d + 1)
-        w[:d] = Xs.T @ u
-        w[d] = extra * u.sum()
-        w /= sample.size
+        w = M @ v
         lam = float(np.linalg.norm(w))
         if lam == 0.0:
             break
         v = w / lam
-    return lam, l_max
+    return lam

@@ -34,6 +34,7 @@ Examples
 ()
 """
 
+import functools
 import inspect
 import math
 
@@ -69,11 +70,18 @@ class Loss(BaseEstimator):
 
     loss = None
     dloss = None
-    #: Upper bound of ``d^2 loss / dp^2`` (0 for piecewise-linear losses), or
-    #: None when unknown. The engine caps the step at ``1 / (curvature * L)``
-    #: (``L`` the data's smoothness) so a smooth loss cannot blow up; with
-    #: None there is no cap.
+    #: Bound on ``d^2 loss / dp^2``, or None (the default) if unknown. With
+    #: it the engine caps the step at ``1 / (curvature * L(m))`` (``L(m)``
+    #: the smoothness of a minibatch of ``m`` rows, see skgd._smoothness);
+    #: without it there is no cap.
     curvature = None
+    #: True: the cap never takes a step below one per-sample step, so it only
+    #: limits how far a minibatch step scales up and ``batch_size=1`` keeps
+    #: scikit-learn's schedule exactly. Right for losses whose derivative is
+    #: bounded (log, Huber): they cannot blow up. False (the default): the
+    #: cap is hard. Needed for squared-type losses, whose weights grow
+    #: geometrically above about twice the cap.
+    per_sample_floor = False
 
     def params(self):
         """The extra arguments passed to ``loss`` and ``dloss``.
@@ -84,12 +92,7 @@ class Loss(BaseEstimator):
             The constructor arguments in the order of the constructor's
             signature.
         """
-        names = [
-            name
-            for name, p in inspect.signature(type(self).__init__).parameters.items()
-            if name != "self" and p.kind != p.VAR_KEYWORD and p.kind != p.VAR_POSITIONAL
-        ]
-        return tuple(float(getattr(self, name)) for name in names)
+        return tuple(float(getattr(self, name)) for name in _init_arg_names(type(self)))
 
     def compiled(self):
         """Compiled function pointers the engine calls.
@@ -103,6 +106,15 @@ class Loss(BaseEstimator):
             every loss, built-in or not.
         """
         return _compile_pair(type(self), len(self.params()))
+
+
+@functools.lru_cache(maxsize=None)
+def _init_arg_names(cls):
+    return tuple(
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    )
 
 
 _COMPILED = {}
@@ -160,7 +172,6 @@ class Hinge(Loss):
 
     loss = staticmethod(_hinge)
     dloss = staticmethod(_dhinge)
-    curvature = 0.0
 
     def __init__(self, threshold=1.0):
         self.threshold = threshold
@@ -222,6 +233,7 @@ class LogLoss(Loss):
     loss = staticmethod(_log)
     dloss = staticmethod(_dlog)
     curvature = 0.25
+    per_sample_floor = True
 
 
 @_jit
@@ -250,6 +262,10 @@ class ModifiedHuber(Loss):
     loss = staticmethod(_modified_huber)
     dloss = staticmethod(_dmodified_huber)
     curvature = 2.0
+    # A hard cap although the derivative is bounded: uncapped per-sample
+    # steps oscillate across the quadratic zone (scikit-learn's
+    # SGDClassifier(loss="modified_huber") fails check_classifiers_train).
+    per_sample_floor = False
 
 
 # -------------------------------------------------------------------- regression
@@ -303,6 +319,7 @@ class Huber(Loss):
     loss = staticmethod(_huber)
     dloss = staticmethod(_dhuber)
     curvature = 1.0
+    per_sample_floor = True
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon
@@ -334,7 +351,6 @@ class EpsilonInsensitive(Loss):
 
     loss = staticmethod(_epsilon_insensitive)
     dloss = staticmethod(_depsilon_insensitive)
-    curvature = 0.0
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon

@@ -6,13 +6,14 @@ import numpy as np
 
 def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.0,
                   batch_size=1, clip_norm=None, clip_value=None, average_start=0,
-                  fit_intercept=True, step_cap=None):
+                  fit_intercept=True, step_cap=None, cap_floor=False):
     """Run passes over ``orders`` (a list of row orders) and return
     ``(coef, intercept, avg_coef, avg_intercept)``.
 
     ``lr(t)`` is the per-sample rate at sample count ``t`` (from 1); a batch
     of ``m`` rows steps by ``m * lr(t + (m - 1) / 2)`` along its mean gradient,
-    at most ``step_cap(m)`` when that is given.
+    at most ``step_cap(m)`` when that is given (but, with ``cap_floor``,
+    never less than the per-sample rate).
     """
     X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
     n_out, n_features = Y.shape[1], X.shape[1]
@@ -28,9 +29,12 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             m = len(rows)
-            eta = m * lr(t + 0.5 * (m - 1))
+            rate = lr(t + 0.5 * (m - 1))
+            eta = m * rate
             if step_cap is not None:
                 eta = min(eta, step_cap(m))
+                if cap_floor:
+                    eta = max(eta, rate)
             P = X[rows] @ W.T + b
             D = np.array([[dloss(P[r, k], Y[i, k]) for k in range(n_out)]
                           for r, i in enumerate(rows)])

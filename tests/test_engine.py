@@ -73,6 +73,7 @@ def _reference_for(est, X, Y, sw=None):
         lr=lr, l2=l2, l1=l1, batch_size=est.batch_size, clip_norm=est.clip_norm,
         clip_value=est.clip_value, average_start=float(est.average),
         fit_intercept=est.fit_intercept, step_cap=step_cap,
+        cap_floor=loss.per_sample_floor,
     )
 
 

@@ -10,24 +10,63 @@ from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
 
 from conftest import as_int32_csr
 
-SETTINGS = dict(alpha=1e-5, max_iter=10, tol=None, random_state=0)
+SETTINGS = dict(alpha=1e-5, max_iter=10, tol=None)
+N_SEEDS = 30
+
+
+# modified_huber is left out on purpose: its step is capped at every batch
+# size (skgd.losses.ModifiedHuber), because scikit-learn's uncapped
+# per-sample steps oscillate (SGDClassifier(loss="modified_huber") fails
+# scikit-learn's own check_classifiers_train).
+@pytest.mark.parametrize("loss", ["hinge", "log_loss", "perceptron", "huber"])
+@pytest.mark.parametrize("params", [dict(), dict(average=True), dict(learning_rate="invscaling",
+                                                                      eta0=0.1)], ids=str)
+def test_batch_size_1_is_sgdclassifiers_algorithm(adult, loss, params):
+    """Unshuffled, on dense data, batch_size=1 reproduces SGDClassifier's
+    coefficients (over a run short enough that rounding differences in the
+    dot products, which large 'optimal' steps amplify, stay small)."""
+    X, y = adult[0][:300].toarray(), adult[1][:300]
+    kw = dict(loss=loss, alpha=1e-4, max_iter=1, tol=None, shuffle=False, **params)
+    theirs = SGDClassifier(**kw).fit(X, y)
+    ours = MinibatchSGDClassifier(batch_size=1, **kw).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-5, atol=1e-7)
+    assert ours.t_ == theirs.t_
+
+
+def test_batch_size_1_is_sgdregressors_algorithm(abalone):
+    X, y = abalone
+    kw = dict(max_iter=3, tol=None, shuffle=False)
+    theirs = SGDRegressor(**kw).fit(X, y)
+    ours = MinibatchSGDRegressor(batch_size=1, **kw).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-9)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-9)
 
 
 @pytest.mark.parametrize("data", ["adult", "reuters"])
 @pytest.mark.parametrize("loss", ["hinge", "log_loss"])
-def test_batch_size_1_matches_sgdclassifier_accuracy(request, data, loss):
+def test_batch_size_1_accuracy_at_least_sgdclassifiers(request, data, loss):
+    """SGDClassifier's settings (alpha=1e-5, 10 epochs). The last iterate's
+    test accuracy varies by several points with the shuffling seed (0.77 to
+    0.83 on adult, for scikit-learn too), so one seed says little: compare
+    the means over 30 seeds."""
     X, y, Xt, yt = request.getfixturevalue(data)
-    theirs = SGDClassifier(loss=loss, **SETTINGS).fit(as_int32_csr(X), y)
-    ours = MinibatchSGDClassifier(loss=loss, batch_size=1, **SETTINGS).fit(X, y)
-    assert ours.score(Xt, yt) >= theirs.score(as_int32_csr(Xt), yt) - 0.005
+    X32, Xt32 = as_int32_csr(X), as_int32_csr(Xt)
+    theirs = np.mean([SGDClassifier(loss=loss, random_state=s, **SETTINGS).fit(X32, y)
+                      .score(Xt32, yt) for s in range(N_SEEDS)])
+    ours = np.mean([MinibatchSGDClassifier(loss=loss, batch_size=1, random_state=s, **SETTINGS)
+                    .fit(X, y).score(Xt, yt) for s in range(N_SEEDS)])
+    assert ours >= theirs - 0.005
 
 
 @pytest.mark.parametrize("data", ["adult", "reuters"])
 def test_defaults_match_sgdclassifier_defaults(request, data):
     X, y, Xt, yt = request.getfixturevalue(data)
-    theirs = SGDClassifier(random_state=0).fit(as_int32_csr(X), y)
-    ours = MinibatchSGDClassifier(random_state=0).fit(X, y)
-    assert ours.score(Xt, yt) >= theirs.score(as_int32_csr(Xt), yt) - 0.005
+    theirs = np.mean([SGDClassifier(random_state=s).fit(as_int32_csr(X), y)
+                      .score(as_int32_csr(Xt), yt) for s in range(5)])
+    ours = np.mean([MinibatchSGDClassifier(random_state=s).fit(X, y).score(Xt, yt)
+                    for s in range(5)])
+    assert ours >= theirs - 0.005
 
 
 @pytest.mark.parametrize("loss", ["squared_error", "huber", "epsilon_insensitive"])
