@@ -179,9 +179,7 @@ class BaseMinibatchSGD(BaseEstimator):
         t0 = 0.0
         if schedule == OPTIMAL:
             fn, params = loss.dloss, loss.params()
-            # t0 in units of sqrt(batch_size) samples (skgd.schedules).
             t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
-            t0 *= np.sqrt(self.batch_size)
         return _engine.make_hyper(
             schedule=schedule,
             alpha=self.alpha,

@@ -99,7 +99,7 @@ def test_incremental_equals_partial_fit_on_the_same_chunks(client):
     assert isinstance(proba, da.Array)
     assert_allclose(proba.compute(), ref.predict_proba(X), rtol=0, atol=1e-12)
     assert post.score(Xd, yd) == pytest.approx(ref.score(X, y))
-    assert ref.score(X, y) > 0.6  # well above chance (1/3)
+    assert ref.score(X, y) > 0.5  # well above chance (1/3)
 
 
 def test_incremental_regressor_equals_partial_fit(client):

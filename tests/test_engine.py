@@ -59,7 +59,6 @@ def _reference_for(est, X, Y, sw=None):
         lr = lambda t: est.eta0 / t ** est.power_t  # noqa: E731
     else:
         t0 = optimal_init(alpha, lambda p, y: loss.dloss(p, y, *params))
-        t0 *= np.sqrt(est.batch_size)
         lr = lambda t: 1.0 / (alpha * (t0 + t - 1))  # noqa: E731
     step_cap = None
     if loss.curvature:
