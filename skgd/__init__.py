@@ -2,6 +2,7 @@
 
 from ._classifier import MinibatchSGDClassifier
 from ._regressor import MinibatchSGDRegressor
+from .gradcheck import check_gradient
 
-__all__ = ["MinibatchSGDClassifier", "MinibatchSGDRegressor"]
+__all__ = ["MinibatchSGDClassifier", "MinibatchSGDRegressor", "check_gradient"]
 __version__ = "0.1.0"

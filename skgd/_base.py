@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _engine
 from ._smoothness import largest_eigenvalue, row_scales
-from .losses import Loss, get_loss
+from .losses import Loss, MulticlassLoss, get_loss
 from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
 
 _FLOATS = [np.float64, np.float32]
@@ -179,7 +179,12 @@ class BaseMinibatchSGD(BaseEstimator):
         t0 = 0.0
         if schedule == OPTIMAL:
             fn, params = loss.dloss, loss.params()
-            t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
+            if isinstance(loss, MulticlassLoss):
+                # Bottou's heuristic needs the derivative's scale at margin
+                # -typw: 1 for softmax and multiclass hinge, as for log/hinge.
+                t0 = optimal_init(self.alpha, lambda p, y: -1.0)
+            else:
+                t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
         return _engine.make_hyper(
             schedule=schedule,
             alpha=self.alpha,

@@ -3,7 +3,7 @@
 from numbers import Integral
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, softmax
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
@@ -11,7 +11,15 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMinibatchSGD
-from .losses import CLASSIFICATION_LOSSES, Loss, LogLoss, ModifiedHuber
+from .losses import (
+    CLASSIFICATION_LOSSES,
+    MULTINOMIAL_LOSSES,
+    LogLoss,
+    Loss,
+    ModifiedHuber,
+    MulticlassLoss,
+    SoftmaxLoss,
+)
 
 
 class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
@@ -94,6 +102,15 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     clip_value : float or None, default=None
         Clip each minibatch gradient component to ``[-clip_value, clip_value]``
         (applied before ``clip_norm`` when both are set).
+    multi_class : {'ovr', 'multinomial'}, default='ovr'
+        'ovr' trains one binary model per class (all in the same pass), as
+        ``SGDClassifier`` does, with any loss: the default, for drop-in
+        results. 'multinomial' trains one joint model over all classes:
+        ``loss='log_loss'`` is softmax cross-entropy (calibrated
+        ``predict_proba``), ``loss='hinge'`` the multiclass SVM loss of
+        Weston & Watkins, or pass a :class:`skgd.losses.MulticlassLoss`.
+        With two classes the published model is the score difference, of
+        shape ``(1, n_features)`` as for 'ovr'.
 
     Attributes
     ----------
@@ -141,6 +158,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         "loss": [StrOptions(set(CLASSIFICATION_LOSSES)), Loss],
         "n_jobs": [Integral, None],
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "multi_class": [StrOptions({"ovr", "multinomial"})],
     }
 
     def __init__(
@@ -170,6 +188,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         batch_size=1,
         clip_norm=None,
         clip_value=None,
+        multi_class="ovr",
     ):
         self.loss = loss
         self.penalty = penalty
@@ -195,6 +214,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         self.batch_size = batch_size
         self.clip_norm = clip_norm
         self.clip_value = clip_value
+        self.multi_class = multi_class
 
     # ---------------------------------------------------------------- fitting
 
@@ -228,12 +248,12 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             idx = np.searchsorted(classes, y)
             sw = self._check_sample_weight(sample_weight, X.shape[0])
             sw = sw * self._class_weights(classes, y, for_partial_fit=False)[idx]
-            n_out = 1 if classes.size == 2 else classes.size
+            n_out = self._n_outputs(classes.size)
             coef_init, intercept_init = self._init_arrays(
                 n_out, X.shape[1], coef_init, intercept_init
             )
             state = self._new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init)
-            Y = _one_vs_rest_targets(idx, classes.size)
+            Y = self._targets(idx, classes.size)
             self.classes_ = classes  # early stopping scores need it
             n_iter, curve, val = self._fit_state(
                 X, Y, sw, state, self._loss_object(), stratify=y
@@ -290,13 +310,13 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             sw = self._check_sample_weight(sample_weight, X.shape[0])
             if self.class_weight is not None:
                 sw = sw * self._class_weights(all_classes, y, for_partial_fit=True)[idx]
-            n_out = 1 if all_classes.size == 2 else all_classes.size
+            n_out = self._n_outputs(all_classes.size)
             state = (
                 self._state
                 if not first
                 else self._new_state(n_out, X.shape[1], X.dtype)
             )
-            Y = _one_vs_rest_targets(idx, all_classes.size)
+            Y = self._targets(idx, all_classes.size)
             new, curve = self._partial_state(X, Y, sw, state, self._loss_object())
             self.classes_ = all_classes
             self._commit(new, 1, curve, incremental=True)
@@ -314,7 +334,44 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             )
         return compute_class_weight(self.class_weight, classes=classes, y=y)
 
+    def _multinomial(self):
+        return self.multi_class == "multinomial"
+
+    def _n_outputs(self, n_classes):
+        if self._multinomial():
+            return n_classes  # one score per class, also for two classes
+        return 1 if n_classes == 2 else n_classes
+
+    def _targets(self, idx, n_classes):
+        if self._multinomial():  # the class index, for a MulticlassLoss
+            return idx.astype(np.float64).reshape(-1, 1)
+        return _one_vs_rest_targets(idx, n_classes)
+
+    def _loss_object(self):
+        """The loss the engine trains with, checked against ``multi_class``."""
+        if not self._multinomial():
+            if isinstance(self.loss, MulticlassLoss):
+                raise ValueError(
+                    f"loss={self.loss!r} is a MulticlassLoss: it needs "
+                    "multi_class='multinomial'."
+                )
+            return super()._loss_object()
+        if isinstance(self.loss, MulticlassLoss):
+            return self.loss
+        if isinstance(self.loss, str) and self.loss in MULTINOMIAL_LOSSES:
+            return MULTINOMIAL_LOSSES[self.loss](self.epsilon)
+        raise ValueError(
+            "multi_class='multinomial' trains with loss 'log_loss' (softmax), "
+            "'hinge' (multiclass SVM) or a skgd.losses.MulticlassLoss; got "
+            f"loss={self.loss!r}."
+        )
+
     def _set_weights(self, coef, intercept):
+        if self._multinomial() and coef.shape[0] == 2:
+            # Two classes: publish the single score difference, the binary
+            # convention (softmax of two scores = sigmoid of their difference).
+            coef = coef[1:] - coef[:1]
+            intercept = intercept[1:] - intercept[:1]
         self.coef_ = coef
         self.intercept_ = intercept
 
@@ -362,7 +419,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
 
     def _has_proba(self):
         loss = self._loss_object()
-        if not isinstance(loss, (LogLoss, ModifiedHuber)):
+        if not isinstance(loss, (LogLoss, ModifiedHuber, SoftmaxLoss)):
             raise AttributeError(
                 f"probability estimates are not available for loss={self.loss!r}; "
                 "use 'log_loss' or 'modified_huber'."
@@ -375,7 +432,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
 
         For ``log_loss`` the binary probability is the logistic sigmoid of
         the score; with more classes the one-vs-rest sigmoids are normalised
-        to sum to one. ``modified_huber`` gives ``(clip(score, -1, 1) + 1) / 2``,
+        to sum to one, and a multinomial model gives the softmax of its
+        scores. ``modified_huber`` gives ``(clip(score, -1, 1) + 1) / 2``,
         normalised likewise (Zadrozny & Elkan 2002).
 
         Parameters
@@ -387,7 +445,10 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         proba : ndarray of shape (n_samples, n_classes)
         """
         scores = self._decision(X)
-        if isinstance(self._loss_object(), LogLoss):
+        loss = self._loss_object()
+        if isinstance(loss, SoftmaxLoss) and scores.shape[1] > 1:
+            return softmax(scores, axis=1)
+        if isinstance(loss, (LogLoss, SoftmaxLoss)):
             prob = expit(scores)
         else:
             prob = (np.clip(scores, -1.0, 1.0) + 1.0) / 2.0

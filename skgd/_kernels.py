@@ -157,6 +157,55 @@ def _row_axpy(X, i, c, w):
     return impl
 
 
+@intrinsic
+def data_pointer(typingctx, arr):
+    """The address of ``arr``'s first element, as a typed C pointer (to hand a
+    score vector to a compiled multiclass loss)."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = types.CPointer(arr.dtype)(arr)
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+    return sig, codegen
+
+
+def row_derivatives(loss, dloss, loss_params, scores, Y, i, out):
+    """Loss of row ``i`` at ``scores`` and its derivatives into ``out``.
+
+    Scalar losses (one-vs-rest, binary, regression) apply to each output with
+    its own target ``Y[i, k]``; multiclass losses take the whole score vector
+    and the class index ``Y[i, 0]``. Chosen at compile time from the loss's
+    function type (see skgd.losses).
+    """
+
+
+@overload(row_derivatives, jit_options=_JIT)
+def _row_derivatives(loss, dloss, loss_params, scores, Y, i, out):
+    signature = loss.signature() if callable(loss.signature) else loss.signature
+    if isinstance(signature.args[0], types.CPointer):
+
+        def impl(loss, dloss, loss_params, scores, Y, i, out):
+            k = scores.shape[0]
+            y = np.int64(Y[i, 0])
+            value = loss(data_pointer(scores), k, y, *loss_params)
+            dloss(data_pointer(scores), k, y, data_pointer(out), *loss_params)
+            return value
+
+    else:
+
+        def impl(loss, dloss, loss_params, scores, Y, i, out):
+            value = 0.0
+            for k in range(scores.shape[0]):
+                y = Y[i, k]
+                value += loss(scores[k], y, *loss_params)
+                out[k] = dloss(scores[k], y, *loss_params)
+            return value
+
+    return impl
+
+
 def prefetch_row(X, i):
     """Prefetch row ``i`` (every cache line of it)."""
 
@@ -363,8 +412,9 @@ def sgd_pass(
     ----------
     X : tuple
         Dataset tuple, dense ``(X,)`` or CSR ``(data, indices, indptr)``.
-    Y : ndarray of shape (n_samples, n_outputs), float64
-        Target of each output (+1/-1 for classification).
+    Y : ndarray of shape (n_samples, n_outputs) or (n_samples, 1), float64
+        Target of each output (+1/-1 for one-vs-rest classification), or,
+        for a multiclass loss, the class index in column 0.
     sample_weight : ndarray of shape (n_samples,), float64
         Weight of each row (class weights included).
     order : ndarray of int64
@@ -376,7 +426,10 @@ def sgd_pass(
         Engine state, updated in place (see the module docstring).
     hyper : ndarray of float64
         Hyper-parameters, slots ``HYPER_FIELDS``.
-    loss, dloss : first-class functions ``(p, y, *loss_params) -> float``
+    loss, dloss : first-class functions
+        Scalar: ``(p, y, *loss_params) -> float`` each. Multiclass:
+        ``loss(p*, n_classes, y, *loss_params) -> float`` and
+        ``dloss(p*, n_classes, y, out*, *loss_params)`` over pointers.
     loss_params : tuple of float
 
     Returns
@@ -407,6 +460,8 @@ def sgd_pass(
     # scratch: loss derivatives of a batch, and (only when needed) the
     # gradient and the list of columns a batch touches
     derivs = np.empty((batch, n_out))
+    scores = np.empty(n_out)
+    row_derivs = np.empty(n_out)
     grad = np.zeros((n_out, n_features) if clipping else (0, 0))
     grad_b = np.zeros(n_out)
     mark = np.zeros(n_features if track else 0, dtype=np.bool_)
@@ -442,14 +497,15 @@ def sgd_pass(
             i = order[start + r]
             sw = sample_weight[i]
             for k in range(n_out):
-                p = scale * row_dot(X, i, coef[k]) + intercept[k]
-                y = Y[i, k]
-                value = loss(p, y, *loss_params)
-                raw_loss += value
-                weighted_loss += sw * value
-                # No clamp on d (scikit-learn clamps at 1e12): a diverging run
-                # must overflow and be reported, not stay finite but huge.
-                derivs[r, k] = sw * dloss(p, y, *loss_params)
+                scores[k] = scale * row_dot(X, i, coef[k]) + intercept[k]
+            value = row_derivatives(loss, dloss, loss_params, scores, Y, i, row_derivs)
+            raw_loss += value
+            weighted_loss += sw * value
+            # No clamp on the derivatives (scikit-learn clamps at 1e12): a
+            # diverging run must overflow and be reported, not stay finite
+            # but huge.
+            for k in range(n_out):
+                derivs[r, k] = sw * row_derivs[k]
 
         # 2. L2 weight decay, lazily through the scale.
         if l2 > 0.0:

@@ -17,6 +17,19 @@ contract; the engine has no private fast path.
 For classification the target passed to the loss is ``+1`` or ``-1`` (one
 output per class for one-vs-rest); for regression it is the real target.
 
+**Multiclass losses** (``multi_class="multinomial"``) subclass
+:class:`MulticlassLoss` and see the whole score vector ``p`` (one score per
+class, a float64 array) and the class index ``y`` (an int):
+
+``loss(p, y, *params) -> float``
+    The value of the loss.
+``dloss(p, y, out, *params) -> None``
+    Writes the gradient with respect to ``p`` into ``out`` (same length).
+
+The engine wraps both in compiled C callbacks, so they run inside the
+compiled loop like the built-in :class:`SoftmaxLoss` and
+:class:`MulticlassHinge`, which use this same contract.
+
 Examples
 --------
 >>> import numba
@@ -52,6 +65,9 @@ __all__ = [
     "Huber",
     "EpsilonInsensitive",
     "SquaredEpsilonInsensitive",
+    "MulticlassLoss",
+    "SoftmaxLoss",
+    "MulticlassHinge",
     "CLASSIFICATION_LOSSES",
     "REGRESSION_LOSSES",
     "get_loss",
@@ -122,6 +138,8 @@ _COMPILED = {}
 
 def _compile_pair(cls, n_params):
     key = (cls, n_params)
+    if key not in _COMPILED and issubclass(cls, MulticlassLoss):
+        _COMPILED[key] = _compile_vector_pair(cls, n_params)
     if key not in _COMPILED:
         if cls.loss is None or cls.dloss is None:
             raise TypeError(
@@ -129,12 +147,18 @@ def _compile_pair(cls, n_params):
                 "wrapping numba.njit functions of (p, y, *params)."
             )
         sig = types.float64(*([types.float64] * (2 + n_params)))
-        pair = []
-        for fn in (cls.loss, cls.dloss):
-            py_func = getattr(fn, "py_func", fn)
-            pair.append(numba.cfunc(sig, cache=_cacheable(py_func))(py_func))
-        _COMPILED[key] = tuple(pair)
+        _COMPILED[key] = tuple(_cfunc(sig, fn) for fn in (cls.loss, cls.dloss))
     return _COMPILED[key]
+
+
+def _cfunc(sig, fn):
+    py_func = getattr(fn, "py_func", fn)
+    if _cacheable(py_func):
+        try:
+            return numba.cfunc(sig, cache=True)(py_func)
+        except RuntimeError:  # numba found no place to keep the cache
+            pass
+    return numba.cfunc(sig)(py_func)
 
 
 def _cacheable(py_func):
@@ -387,6 +411,120 @@ class SquaredEpsilonInsensitive(Loss):
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon
+
+
+# ---------------------------------------------------------------- multiclass
+
+
+class MulticlassLoss(Loss):
+    """Base class of losses over the whole score vector (multinomial models).
+
+    Subclasses set ``loss`` and ``dloss`` to ``staticmethod`` s of
+    ``numba.njit`` functions ``loss(p, y, *params) -> float`` and
+    ``dloss(p, y, out, *params) -> None`` (see the module docstring).
+    """
+
+
+def _compile_vector_pair(cls, n_params):
+    """C callbacks over pointers around a multiclass loss's array functions.
+
+    numba's cfunc takes C types only, so the score vector travels as a
+    pointer and a length and is viewed as an array again inside. The
+    wrappers close over the user's functions, so numba compiles them in
+    each process (a fraction of a second); the engine itself stays cached.
+    """
+    if cls.loss is None or cls.dloss is None:
+        raise TypeError(f"{cls.__name__} must define `loss` and `dloss`.")
+    value_fn = getattr(cls.loss, "py_func", None) and cls.loss
+    deriv_fn = getattr(cls.dloss, "py_func", None) and cls.dloss
+    if value_fn is None or deriv_fn is None:
+        value_fn, deriv_fn = numba.njit(cls.loss), numba.njit(cls.dloss)
+    f64p = types.CPointer(types.float64)
+    extra = [types.float64] * n_params
+    names = ", ".join(f"a{i}" for i in range(n_params))
+    tail = f", {names}" if names else ""
+    scope = {"carray": numba.carray, "value_fn": value_fn, "deriv_fn": deriv_fn}
+    exec(  # noqa: S102 - a fixed template; only the arity varies
+        f"def value(p, k, y{tail}):\n"
+        f"    return value_fn(carray(p, (k,)), y{tail})\n"
+        f"def deriv(p, k, y, out{tail}):\n"
+        f"    deriv_fn(carray(p, (k,)), y, carray(out, (k,)){tail})\n",
+        scope,
+    )
+    value = numba.cfunc(types.float64(f64p, types.int64, types.int64, *extra))(scope["value"])
+    deriv = numba.cfunc(types.void(f64p, types.int64, types.int64, f64p, *extra))(scope["deriv"])
+    return value, deriv
+
+
+@_jit
+def _softmax_loss(p, y):
+    # log-sum-exp shifted by the largest score: finite for any scores
+    top = p.max()
+    total = 0.0
+    for k in range(p.shape[0]):
+        total += math.exp(p[k] - top)
+    return top + math.log(total) - p[y]
+
+
+@_jit
+def _dsoftmax_loss(p, y, out):
+    top = p.max()
+    total = 0.0
+    for k in range(p.shape[0]):
+        out[k] = math.exp(p[k] - top)
+        total += out[k]
+    for k in range(p.shape[0]):
+        out[k] /= total
+    out[y] -= 1.0
+
+
+class SoftmaxLoss(MulticlassLoss):
+    """Softmax cross-entropy ``log(sum_k exp(p_k)) - p_y`` (multinomial logistic).
+
+    Computed with a shifted log-sum-exp, so it stays finite for any scores.
+    Its Hessian ``diag(s) - s s^T`` has eigenvalues at most 1/2.
+    """
+
+    loss = staticmethod(_softmax_loss)
+    dloss = staticmethod(_dsoftmax_loss)
+    curvature = 0.5
+    per_sample_floor = True
+
+
+@_jit
+def _multiclass_hinge(p, y):
+    total = 0.0
+    for k in range(p.shape[0]):
+        if k != y:
+            margin = p[k] - p[y] + 1.0
+            if margin > 0.0:
+                total += margin
+    return total
+
+
+@_jit
+def _dmulticlass_hinge(p, y, out):
+    violated = 0.0
+    for k in range(p.shape[0]):
+        out[k] = 0.0
+        if k != y and p[k] - p[y] + 1.0 > 0.0:
+            out[k] = 1.0
+            violated += 1.0
+    out[y] = -violated
+
+
+class MulticlassHinge(MulticlassLoss):
+    """Multiclass SVM loss of Weston & Watkins (1999):
+    ``sum_{k != y} max(0, p_k - p_y + 1)``."""
+
+    loss = staticmethod(_multiclass_hinge)
+    dloss = staticmethod(_dmulticlass_hinge)
+
+
+MULTINOMIAL_LOSSES = {
+    "log_loss": lambda epsilon: SoftmaxLoss(),
+    "hinge": lambda epsilon: MulticlassHinge(),
+}
 
 
 # ------------------------------------------------------------------ by name

@@ -4,6 +4,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
 
+from custom_losses import HalfSquared, UserLog
+
 C, R = MinibatchSGDClassifier, MinibatchSGDRegressor
 
 ESTIMATORS = [
@@ -34,6 +36,11 @@ ESTIMATORS = [
     R(penalty="elasticnet", batch_size=64, average=10, learning_rate="constant"),
     C(learning_rate="adaptive", eta0=0.1, loss="log_loss"),
     C(learning_rate="adaptive", eta0=0.1, loss="modified_huber", batch_size=16),
+    # multinomial training and user-defined losses
+    C(multi_class="multinomial", loss="log_loss"),
+    C(multi_class="multinomial", loss="hinge"),
+    C(loss=UserLog()),
+    R(loss=HalfSquared(), batch_size=8),
 ]
 
 # Configurations were checked against check_class_weight_classifiers (class
