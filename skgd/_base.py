@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -43,6 +44,28 @@ def _same(a, b):
     return True
 
 
+def _check_magnitude(X):
+    """Refuse training data too large for the engine's float64 arithmetic.
+
+    The step-size cap and the objective need sums of squared features; once
+    those overflow float64 (values beyond about 1e154), training can only
+    diverge or stand still, so say so up front. float32 data never trips
+    this: its largest value squared is about 1e77.
+    """
+    v = X.data if sp.issparse(X) else X.reshape(-1)
+    if v.dtype != np.float64 or v.size == 0:
+        return
+    with np.errstate(over="ignore"):
+        if np.isfinite(np.vdot(v, v)):
+            return
+    big = float(max(abs(v.max()), abs(v.min())))
+    raise ValueError(
+        f"X has values too large to train on (largest magnitude {big:.3g}): the "
+        "sum of their squares overflows float64. Scale the features (e.g. "
+        "StandardScaler)."
+    )
+
+
 class BaseMinibatchSGD(BaseEstimator):
     """Shared machinery of the minibatch SGD estimators (not public)."""
 
@@ -71,6 +94,8 @@ class BaseMinibatchSGD(BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
         "clip_value": [Interval(Real, 0, None, closed="neither"), None],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "nesterov": ["boolean"],
     }
 
     # ------------------------------------------------------------ validation
@@ -84,6 +109,18 @@ class BaseMinibatchSGD(BaseEstimator):
         if cached is not None and _same(cached, fingerprint):
             return
         self._validate_params()
+        if isinstance(self.batch_size, (bool, np.bool_)):
+            # bool is an int to Python; a batch of True samples is a typo.
+            raise InvalidParameterError(
+                f"The 'batch_size' parameter of {type(self).__name__} must be an int "
+                f"in the range [1, inf), not a bool. Got {self.batch_size!r} instead."
+            )
+        loss_cls = type(self.loss)
+        if isinstance(self.loss, Loss) and (loss_cls.loss is None or loss_cls.dloss is None):
+            raise TypeError(
+                f"loss={self.loss!r}: {loss_cls.__name__} must define `loss` and "
+                "`dloss` as static methods wrapping numba.njit functions."
+            )
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit.")
         if self.learning_rate == "optimal" and self.alpha == 0:
@@ -95,13 +132,15 @@ class BaseMinibatchSGD(BaseEstimator):
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
         self._checked_params = fingerprint
 
-    def _fast_X(self, X):
+    def _fast_X(self, X, training=False):
         """Validate a fitted model's input cheaply in the common case.
 
         Plain C-ordered float ndarrays of the right width, with every value
         finite and no feature names to compare, pass here in microseconds;
         anything else returns None and goes through scikit-learn's
-        ``validate_data`` (so every error message stays the same).
+        ``validate_data`` (so every error message stays the same). For
+        training, float64 data must also have a finite sum of squares (see
+        ``_check_magnitude``); that costs the same one pass.
         """
         if (
             type(X) is not np.ndarray
@@ -118,18 +157,22 @@ class BaseMinibatchSGD(BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
         with np.errstate(over="ignore", invalid="ignore"):
-            if not np.isfinite(X.sum()):  # NaN/inf, or overflow: let the full check say
+            # NaN/inf, or overflow: let the full check say
+            total = np.vdot(X, X) if training and X.dtype == np.float64 else X.sum()
+            if not np.isfinite(total):
                 return None
         return X
 
     def _fast_Xy(self, X, y, numeric):
         """``_fast_X`` for a training chunk, with a 1-d ``y`` of matching length
         (finite numbers when ``numeric``); None sends both to the full path."""
-        Xf = self._fast_X(X)
+        Xf = self._fast_X(X, training=True)
         if Xf is None or type(y) is not np.ndarray or y.ndim != 1 or y.shape[0] != X.shape[0]:
             return None
-        if numeric and (y.dtype.kind not in "fiu" or not np.isfinite(y).all()):
+        if numeric and y.dtype.kind not in "fiu":
             return None
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            return None  # NaN/inf targets or labels: the full check names them
         return Xf, y
 
     def _validate_X(self, X, y="no_validation", reset=True, y_numeric=False):
@@ -143,14 +186,33 @@ class BaseMinibatchSGD(BaseEstimator):
         )
         if isinstance(y, str) and y == "no_validation":
             return validate_data(self, X, **kwargs)
-        return validate_data(self, X, y, y_numeric=y_numeric, **kwargs)
+        X, y = validate_data(self, X, y, y_numeric=y_numeric, **kwargs)
+        _check_magnitude(X)
+        if y_numeric and y.dtype.kind == "f" and not np.isfinite(y).all():
+            # scikit-learn checks y before converting it: None in an object
+            # array becomes NaN only here.
+            i = int(np.flatnonzero(~np.isfinite(y))[0])
+            raise ValueError(
+                f"Input y contains {y[i]} at index {i} (a missing value such as "
+                "None in an object array)."
+            )
+        return X, y
 
     @staticmethod
     def _check_sample_weight(sample_weight, n_samples):
         if sample_weight is None:
             return np.ones(n_samples, dtype=np.float64)
+        if sp.issparse(sample_weight):
+            raise TypeError(
+                "sample_weight must be a 1-d array-like of shape "
+                f"({n_samples},), not a sparse matrix."
+            )
         sw = np.asarray(sample_weight)
         if sw.ndim == 0:
+            if not np.issubdtype(sw.dtype, np.number) or np.iscomplexobj(sw):
+                raise ValueError(
+                    f"sample_weight must be real numbers; got {sample_weight!r}."
+                )
             sw = np.full(n_samples, float(sw))
         if sw.ndim != 1 or sw.shape[0] != n_samples:
             raise ValueError(
@@ -202,6 +264,8 @@ class BaseMinibatchSGD(BaseEstimator):
             curvature=loss.curvature,
             per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
         )
 
     def _new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None):
@@ -216,6 +280,7 @@ class BaseMinibatchSGD(BaseEstimator):
             l1=self.penalty in ("l1", "elasticnet"),
             eta0=self.eta0,
             shuffle_seed=seed,
+            momentum=self.momentum > 0,
             coef_init=coef_init,
             intercept_init=intercept_init,
         )
@@ -242,7 +307,14 @@ class BaseMinibatchSGD(BaseEstimator):
             )
 
     def _check_finite(self, state, objective, epoch):
-        if not (state.is_finite() and np.isfinite(objective)):
+        # Every array of the state counts: a finite coef with overflowed
+        # averaging sums would still publish non-finite averaged weights.
+        arrays = [v for v in vars(state).values() if isinstance(v, np.ndarray)]
+        if not (
+            state.is_finite()
+            and np.isfinite(objective)
+            and all(np.isfinite(a).all() for a in arrays)
+        ):
             raise ValueError(
                 f"Training diverged at epoch {epoch}: the weights or the loss are "
                 "no longer finite. Scale the features (e.g. StandardScaler), lower "
@@ -403,11 +475,17 @@ class BaseMinibatchSGD(BaseEstimator):
         shallow snapshot of ``__dict__`` is enough to undo a failed call.
         """
         saved = dict(self.__dict__)
+        # The one object a call changes in place: a RandomState passed as
+        # random_state, drawn from when a new state is seeded.
+        rng = self.__dict__.get("random_state")
+        rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
         try:
             yield
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if rng_state is not None:
+                rng.set_state(rng_state)
             raise
 
     def _commit(self, state, n_iter, curve, val_scores=None, *, incremental):
@@ -428,9 +506,12 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _init_arrays(self, n_outputs, n_features, coef_init, intercept_init):
         """Check ``coef_init`` / ``intercept_init``; fall back to warm start."""
-        if coef_init is None and self.warm_start and hasattr(self, "_state"):
+        if self.warm_start and hasattr(self, "_state"):
             if self._state.coef.shape == (n_outputs, n_features):
-                coef_init, intercept_init = self._public_weights(self._state)
+                # As scikit-learn: warm values fill in only what is not given.
+                warm_coef, warm_intercept = self._public_weights(self._state)
+                coef_init = warm_coef if coef_init is None else coef_init
+                intercept_init = warm_intercept if intercept_init is None else intercept_init
         if coef_init is not None:
             coef_init = np.asarray(coef_init, dtype=np.float64)
             if coef_init.size != n_outputs * n_features or (
@@ -447,5 +528,11 @@ class BaseMinibatchSGD(BaseEstimator):
                 raise ValueError(
                     f"intercept_init has shape {intercept_init.shape}; expected "
                     f"({n_outputs},)."
+                )
+        for name, init in (("coef_init", coef_init), ("intercept_init", intercept_init)):
+            if init is not None and not np.isfinite(init).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(init))[0])
+                raise ValueError(
+                    f"{name} must be finite; got {init[bad]} at index {bad}."
                 )
         return coef_init, intercept_init

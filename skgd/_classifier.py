@@ -102,6 +102,15 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     clip_value : float or None, default=None
         Clip each minibatch gradient component to ``[-clip_value, clip_value]``
         (applied before ``clip_norm`` when both are set).
+    momentum : float, default=0.0
+        Heavy-ball momentum (Polyak 1964), ``0 <= momentum < 1``: each step
+        adds ``momentum`` times the previous one. It works with clipping,
+        penalties (L2 as decoupled weight decay) and averaging, dense or
+        sparse; on sparse data it costs a pass over all weights per step,
+        as every weight moves with its velocity.
+    nesterov : bool, default=False
+        Use Nesterov's form of momentum (Sutskever et al. 2013); only with
+        ``momentum > 0``.
     multi_class : {'ovr', 'multinomial'}, default='ovr'
         'ovr' trains one binary model per class (all in the same pass), as
         ``SGDClassifier`` does, with any loss: the default, for drop-in
@@ -189,6 +198,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         clip_norm=None,
         clip_value=None,
         multi_class="ovr",
+        momentum=0.0,
+        nesterov=False,
     ):
         self.loss = loss
         self.penalty = penalty
@@ -214,6 +225,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         self.batch_size = batch_size
         self.clip_norm = clip_norm
         self.clip_value = clip_value
+        self.momentum = momentum
+        self.nesterov = nesterov
         self.multi_class = multi_class
 
     # ---------------------------------------------------------------- fitting
@@ -293,7 +306,15 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                     raise ValueError(
                         "classes must be passed on the first call to partial_fit."
                     )
-                all_classes = np.unique(classes)
+                all_classes = np.asarray(classes)
+                if all_classes.ndim != 1:
+                    raise ValueError(
+                        "classes must be a 1-d array-like of labels; got shape "
+                        f"{all_classes.shape}."
+                    )
+                if all_classes.dtype.kind == "f" and not np.isfinite(all_classes).all():
+                    raise ValueError(f"classes must be finite; got {all_classes.tolist()}.")
+                all_classes = np.unique(all_classes)
                 if all_classes.size < 2:
                     raise ValueError(
                         "The number of classes has to be greater than one; got "
@@ -332,7 +353,15 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                 "sklearn.utils.class_weight.compute_class_weight on a sample and "
                 "pass them as a dict."
             )
-        return compute_class_weight(self.class_weight, classes=classes, y=y)
+        weights = compute_class_weight(self.class_weight, classes=classes, y=y)
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"class_weight must be finite and non-negative; got {weights[i]} "
+                f"for class {classes.tolist()[i]!r}."
+            )
+        return weights
 
     def _multinomial(self):
         return self.multi_class == "multinomial"
@@ -478,11 +507,22 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
 
 def _label_index(y, classes):
     """Index of each label in the sorted ``classes``; a clear error for others."""
-    idx = np.searchsorted(classes, y)
-    known = classes[np.minimum(idx, classes.size - 1)] == y
-    if not known.all():
+    try:
+        idx = np.searchsorted(classes, y)
+        known = classes[np.minimum(idx, classes.size - 1)] == y
+    except TypeError:  # labels that do not even compare with the classes (None, ...)
+        listed = classes.tolist()
+        found = [[i for i, c in enumerate(listed) if c == v] for v in y.tolist()]
+        known = np.array([bool(f) for f in found])
+        idx = np.array([f[0] if f else 0 for f in found], dtype=np.intp)
+    if not np.all(known):
+        unknown = y[~known]
+        try:
+            shown = str(np.unique(unknown).tolist())
+        except TypeError:
+            shown = "[" + ", ".join(sorted({repr(v) for v in unknown.tolist()})) + "]"
         raise ValueError(
-            f"y contains labels not in `classes`: {np.unique(y[~known]).tolist()} "
+            f"y contains labels not in `classes`: {shown} "
             f"(classes are {classes.tolist()})."
         )
     return idx

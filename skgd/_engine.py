@@ -36,6 +36,8 @@ def make_hyper(
     curvature,
     per_sample_floor,
     smoothness,
+    momentum=0.0,
+    nesterov=False,
 ):
     """Build the compiled kernel's hyper-parameters (fixed Python types).
 
@@ -74,6 +76,8 @@ def make_hyper(
         curv_full=(curvature or 0.0) * smoothness[0],
         curv_max=(curvature or 0.0) * smoothness[1],
         cap_floor=float(bool(per_sample_floor)),
+        momentum=momentum,
+        nesterov=float(bool(nesterov)),
     )
 
 
@@ -89,6 +93,8 @@ class EngineState:
         Lazy running sums for averaged SGD (empty when averaging is off).
     l1_applied : ndarray, float64
         L1 penalty already applied to each weight (empty without L1).
+    velocity, velocity_b : ndarray, float64
+        Momentum of the weights and intercepts (empty without momentum).
     clock : ndarray of shape (6,), float64
         Scalar state; slots named in ``skgd._kernels``.
     shuffle_seed : int
@@ -99,7 +105,7 @@ class EngineState:
     """
 
     def __init__(self, n_outputs, n_features, dtype, *, average, l1, eta0, shuffle_seed,
-                 coef_init=None, intercept_init=None):
+                 momentum=False, coef_init=None, intercept_init=None):
         self.coef = np.zeros((n_outputs, n_features), dtype=dtype)
         if coef_init is not None:
             self.coef[...] = coef_init
@@ -110,6 +116,8 @@ class EngineState:
         self.avg_coef = np.zeros(shape if average else (0, 0), dtype=np.float64)
         self.avg_intercept = np.zeros(n_outputs if average else 0, dtype=np.float64)
         self.l1_applied = np.zeros(shape if l1 else (0, 0), dtype=np.float64)
+        self.velocity = np.zeros(shape if momentum else (0, 0), dtype=np.float64)
+        self.velocity_b = np.zeros(n_outputs if momentum else 0, dtype=np.float64)
         self.clock = np.zeros(K.N_CLOCK, dtype=np.float64)
         self.clock[K.T] = 1.0
         self.clock[K.SCALE] = 1.0
@@ -207,6 +215,8 @@ def run_pass(state, X, Y, sample_weight, rows, hyper, loss, shuffle):
         state.avg_coef,
         state.avg_intercept,
         state.l1_applied,
+        state.velocity,
+        state.velocity_b,
         state.clock,
         np.asarray(hyper, dtype=np.float64),
         loss_fn,

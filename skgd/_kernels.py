@@ -66,10 +66,12 @@ HYPER_FIELDS = (
     "curv_full",  # curvature * lam: step cap 1 / (curv_full + curv_max / m)
     "curv_max",  # curvature * l_max; 0 = no cap
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
+    "momentum",  # 0 = plain SGD
+    "nesterov",  # 1 = Nesterov's form of momentum
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_L1, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_CLIP_NORM, H_CLIP_VALUE, H_AVERAGE_START, H_SCALE_MIN, H_CURV_FULL,
- H_CURV_MAX, H_CAP_FLOOR) = range(len(HYPER_FIELDS))
+ H_CURV_MAX, H_CAP_FLOOR, H_MOMENTUM, H_NESTEROV) = range(len(HYPER_FIELDS))
 
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
@@ -385,6 +387,36 @@ def l1_cumulative_penalty(coef, l1_applied, avg_coef, clock, touched, n_touched)
                 avg_coef[k, j] -= b * (new - old)
 
 
+@numba.njit(**_JIT)
+def momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b, eta,
+                  momentum, nesterov, scale, avg_b):
+    """Heavy-ball momentum (Polyak 1964) or Nesterov's form (Sutskever et al.
+    2013) on the batch gradient ``grad``, which it also zeroes.
+
+    ``v = momentum * v - eta * g``, then ``w += v`` (heavy ball) or
+    ``w += momentum * v - eta * g`` (Nesterov, as PyTorch writes it). L2 is
+    decoupled weight decay (through the scale), so the velocity carries the
+    loss gradient only. Every weight moves with its velocity, so a step
+    costs a pass over all weights, even on sparse data.
+    """
+    for k in range(coef.shape[0]):
+        for j in range(coef.shape[1]):
+            g = grad[k, j]
+            v = momentum * velocity[k, j] - eta * g
+            velocity[k, j] = v
+            delta = momentum * v - eta * g if nesterov else v
+            if delta != 0.0:
+                delta /= scale
+                coef[k, j] += delta
+                if avg_b != 0.0:
+                    avg_coef[k, j] -= avg_b * delta
+            grad[k, j] = 0.0
+        g = grad_b[k]
+        v = momentum * velocity_b[k] - eta * g
+        velocity_b[k] = v
+        intercept[k] += momentum * v - eta * g if nesterov else v
+
+
 # ------------------------------------------------------------------- the pass
 
 
@@ -400,6 +432,8 @@ def sgd_pass(
     avg_coef,
     avg_intercept,
     l1_applied,
+    velocity,
+    velocity_b,
     clock,
     hyper,
     loss,
@@ -422,7 +456,7 @@ def sgd_pass(
         minibatches. Shuffled in place first when ``shuffle_seed >= 0``.
     shuffle_seed : int
         Seed of this state's shuffles (with ``clock[PASSES]``), or -1.
-    coef, intercept, avg_coef, avg_intercept, l1_applied, clock : ndarray
+    coef, intercept, avg_coef, avg_intercept, l1_applied, velocity, velocity_b, clock : ndarray
         Engine state, updated in place (see the module docstring).
     hyper : ndarray of float64
         Hyper-parameters, slots ``HYPER_FIELDS``.
@@ -453,8 +487,11 @@ def sgd_pass(
     curv_full = hyper[H_CURV_FULL]
     curv_max = hyper[H_CURV_MAX]
     cap_floor = hyper[H_CAP_FLOOR] != 0.0
+    momentum = hyper[H_MOMENTUM]
+    nesterov = hyper[H_NESTEROV] != 0.0
     clipping = clip_norm > 0.0 or clip_value > 0.0
-    track = clipping or l1 > 0.0
+    buffered = clipping or momentum > 0.0  # the batch gradient is formed first
+    track = buffered or l1 > 0.0
     averaging = average_start > 0.0
 
     # scratch: loss derivatives of a batch, and (only when needed) the
@@ -462,7 +499,7 @@ def sgd_pass(
     derivs = np.empty((batch, n_out))
     scores = np.empty(n_out)
     row_derivs = np.empty(n_out)
-    grad = np.zeros((n_out, n_features) if clipping else (0, 0))
+    grad = np.zeros((n_out, n_features) if buffered else (0, 0))
     grad_b = np.zeros(n_out)
     mark = np.zeros(n_features if track else 0, dtype=np.bool_)
     touched = np.empty(n_features if track else 0, dtype=np.int64)
@@ -522,7 +559,7 @@ def sgd_pass(
 
         # 3. The gradient step on the mean gradient of the batch.
         step = eta / m
-        if clipping:
+        if buffered:
             for r in range(m):
                 i = order[start + r]
                 for k in range(n_out):
@@ -538,16 +575,20 @@ def sgd_pass(
             factor = 1.0
             if clip_norm > 0.0:
                 factor = clip_by_global_norm(grad, grad_b, touched, n_touched, clip_norm)
-            c = -eta * factor / scale
-            for k in range(n_out):
-                for jj in range(n_touched):
-                    j = touched[jj]
-                    delta = c * grad[k, j]
-                    coef[k, j] += delta
-                    if avg_b != 0.0:
-                        avg_coef[k, j] -= avg_b * delta
-                    grad[k, j] = 0.0
-                intercept[k] -= eta * factor * grad_b[k]
+            if momentum > 0.0:
+                momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+                              eta * factor, momentum, nesterov, scale, avg_b)
+            else:
+                c = -eta * factor / scale
+                for k in range(n_out):
+                    for jj in range(n_touched):
+                        j = touched[jj]
+                        delta = c * grad[k, j]
+                        coef[k, j] += delta
+                        if avg_b != 0.0:
+                            avg_coef[k, j] -= avg_b * delta
+                        grad[k, j] = 0.0
+                    intercept[k] -= eta * factor * grad_b[k]
         else:
             for r in range(m):
                 i = order[start + r]

@@ -64,6 +64,15 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         Rescale each minibatch gradient to an L2 norm of at most this.
     clip_value : float or None, default=None
         Clip each minibatch gradient component to ``[-clip_value, clip_value]``.
+    momentum : float, default=0.0
+        Heavy-ball momentum (Polyak 1964), ``0 <= momentum < 1``: each step
+        adds ``momentum`` times the previous one. It works with clipping,
+        penalties (L2 as decoupled weight decay) and averaging, dense or
+        sparse; on sparse data it costs a pass over all weights per step,
+        as every weight moves with its velocity.
+    nesterov : bool, default=False
+        Use Nesterov's form of momentum (Sutskever et al. 2013); only with
+        ``momentum > 0``.
 
     Attributes
     ----------
@@ -128,6 +137,8 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         batch_size=1,
         clip_norm=None,
         clip_value=None,
+        momentum=0.0,
+        nesterov=False,
     ):
         self.loss = loss
         self.penalty = penalty
@@ -151,6 +162,8 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         self.batch_size = batch_size
         self.clip_norm = clip_norm
         self.clip_value = clip_value
+        self.momentum = momentum
+        self.nesterov = nesterov
 
     def _targets(self, X, y, sample_weight, reset):
         fast = None if reset else self._fast_Xy(X, y, numeric=True)

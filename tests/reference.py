@@ -6,7 +6,8 @@ import numpy as np
 
 def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.0,
                   batch_size=1, clip_norm=None, clip_value=None, average_start=0,
-                  fit_intercept=True, step_cap=None, cap_floor=False):
+                  fit_intercept=True, step_cap=None, cap_floor=False, momentum=0.0,
+                  nesterov=False):
     """Run passes over ``orders`` (a list of row orders) and return
     ``(coef, intercept, avg_coef, avg_intercept)``.
 
@@ -24,6 +25,8 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
     W_sum = np.zeros_like(W)
     b_avg = np.zeros(n_out)
     n_avg = 0
+    V = np.zeros_like(W)  # momentum of the weights and intercepts
+    Vb = np.zeros(n_out)
     t = 1
     for order in orders:
         for start in range(0, len(order), batch_size):
@@ -50,8 +53,14 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
                 norm = np.sqrt((G ** 2).sum() + (gb ** 2).sum())
                 if norm > clip_norm:
                     factor = clip_norm / norm
-            W -= eta * factor * G
-            b -= eta * factor * gb
+            if momentum:
+                V = momentum * V - eta * factor * G
+                Vb = momentum * Vb - eta * factor * gb
+                W += momentum * V - eta * factor * G if nesterov else V
+                b += momentum * Vb - eta * factor * gb if nesterov else Vb
+            else:
+                W -= eta * factor * G
+                b -= eta * factor * gb
             if l1:
                 u += eta * l1
                 cols = np.flatnonzero((X[rows] != 0).any(axis=0))

@@ -39,7 +39,7 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + "\n" + proc.stderr[-10000:]
 
-    for page in ("index", "install", "user_guide", "api", "auto_examples/index"):
+    for page in ("index", "install", "user_guide", "reliability", "api", "auto_examples/index"):
         assert (out / f"{page}.html").is_file(), page
     # every public name has an entry in the API reference
     html = "\n".join(p.read_text(encoding="utf-8") for p in out.rglob("*.html"))

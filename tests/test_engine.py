@@ -72,7 +72,7 @@ def _reference_for(est, X, Y, sw=None):
         lr=lr, l2=l2, l1=l1, batch_size=est.batch_size, clip_norm=est.clip_norm,
         clip_value=est.clip_value, average_start=float(est.average),
         fit_intercept=est.fit_intercept, step_cap=step_cap,
-        cap_floor=loss.per_sample_floor,
+        cap_floor=loss.per_sample_floor, momentum=est.momentum, nesterov=est.nesterov,
     )
 
 
@@ -92,6 +92,9 @@ ENGINE_CONFIGS = [
     dict(batch_size=6, learning_rate="optimal"),
     dict(batch_size=6, learning_rate="invscaling", eta0=0.2),
     dict(batch_size=6, fit_intercept=False, penalty=None),
+    dict(batch_size=4, momentum=0.9),
+    dict(batch_size=1, momentum=0.5, nesterov=True, penalty="elasticnet", average=True),
+    dict(batch_size=8, momentum=0.8, nesterov=True, clip_norm=0.3, alpha=2.0, eta0=0.1),
 ]
 
 
