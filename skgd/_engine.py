@@ -156,10 +156,12 @@ class EngineState:
         self.smoothness = (max(self.smoothness[0], lam), max(self.smoothness[1], l_max))
 
     def is_finite(self):
-        return bool(
-            np.isfinite(self.clock).all()
-            and np.isfinite(self.coef).all()
-            and np.isfinite(self.intercept).all()
+        """Whether every state array is finite: a finite coef with overflowed
+        averaging sums would still publish non-finite averaged weights."""
+        return all(
+            np.isfinite(value).all()
+            for value in vars(self).values()
+            if isinstance(value, np.ndarray)
         )
 
 
