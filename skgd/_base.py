@@ -17,7 +17,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _engine
-from ._smoothness import largest_eigenvalue, row_scales
+from . import _smoothness as smoothness
 from .losses import Loss, MulticlassLoss, get_loss
 from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
 
@@ -286,18 +286,15 @@ class BaseMinibatchSGD(BaseEstimator):
         )
 
     def _see_data(self, state, X, rows, sample_weight):
-        """Update the data's smoothness behind the step cap (skgd._smoothness).
+        """Update the data's smoothness behind the step caps (skgd._smoothness).
 
         ``l_max`` is exact for every batch of data; ``lam`` (which only
         matters for large batches) is estimated once, from the first data a
         state sees, so a stream of small chunks pays for it once.
         """
-        l_max = float(row_scales(X, rows, sample_weight, self.fit_intercept).max(initial=0.0))
-        lam = state.smoothness[0]
-        if not state.seen_data:
-            lam = largest_eigenvalue(X, rows, sample_weight, self.fit_intercept)
-            state.seen_data = True
-        state.see_data(lam, l_max)
+        seen = state.smoothness[0] if state.seen_data else None  # lam_w
+        state.see_data(smoothness.estimate(X, rows, sample_weight, self.fit_intercept, lam_w=seen))
+        state.seen_data = True
 
     def _objective(self, total_loss, weight_sum, state):
         coef, _ = state.weights()

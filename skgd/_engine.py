@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _kernels as K
+from ._smoothness import NO_DATA
 
 # Named on the Python side for readability; the kernel gets it as an array.
 Hyper = namedtuple("Hyper", K.HYPER_FIELDS)
@@ -42,7 +43,10 @@ def make_hyper(
     """Build the compiled kernel's hyper-parameters (fixed Python types).
 
     ``curvature`` is the loss's bound on its second derivative (None: no
-    step cap) and ``smoothness`` the data's ``(lam, l_max)``.
+    step cap) and ``smoothness`` the data's ``Smoothness`` tuple. The caps
+    (skgd._smoothness): with ``per_sample_floor`` the weights and the
+    intercept are capped by their own block's smoothness, otherwise both by
+    the bound on the joint one.
     """
     if penalty == "l2":
         l2, l1 = alpha, 0.0
@@ -52,6 +56,10 @@ def make_hyper(
         l2, l1 = alpha * (1.0 - l1_ratio), alpha * l1_ratio
     else:
         l2, l1 = 0.0, 0.0
+    beta = curvature or 0.0
+    lam_w, l_max_w, lam_b, l_max_b = smoothness
+    if not per_sample_floor:
+        lam_w, l_max_w = lam_b, l_max_b = lam_w + lam_b, l_max_w + l_max_b
     average_start = float(average)  # True -> 1 (from the first sample)
     if average_start > 0:
         # The lazy average cancels terms of size 1 / scale_min; keep that
@@ -73,8 +81,10 @@ def make_hyper(
         clip_value=clip_value or 0.0,
         average_start=average_start,
         scale_min=scale_min,
-        curv_full=(curvature or 0.0) * smoothness[0],
-        curv_max=(curvature or 0.0) * smoothness[1],
+        curv_full=beta * lam_w,
+        curv_max=beta * l_max_w,
+        curv_b_full=beta * lam_b,
+        curv_b_max=beta * l_max_b,
         cap_floor=float(bool(per_sample_floor)),
         momentum=momentum,
         nesterov=float(bool(nesterov)),
@@ -123,8 +133,9 @@ class EngineState:
         self.clock[K.SCALE] = 1.0
         self.eta = float(eta0)
         self.shuffle_seed = int(shuffle_seed)  # with clock[PASSES], seeds each shuffle
-        self.smoothness = (0.0, 0.0)  # the data's (lam, l_max), running max
-        self.seen_data = False  # lam is estimated from the first data seen
+        # the data's Smoothness, running max, as a plain tuple (what skops trusts)
+        self.smoothness = tuple(NO_DATA)
+        self.seen_data = False  # lam_w is estimated from the first data seen
 
     def copy(self):
         """A deep copy (training runs on a copy so a failure changes nothing)."""
@@ -151,9 +162,10 @@ class EngineState:
         coef = (self.avg_coef + self.clock[K.AVG_B] * self.coef) / n
         return coef, self.avg_intercept.copy()
 
-    def see_data(self, lam, l_max):
-        """Fold a chunk's smoothness into the running maximum (the cap only tightens)."""
-        self.smoothness = (max(self.smoothness[0], lam), max(self.smoothness[1], l_max))
+    def see_data(self, chunk):
+        """Fold a chunk's ``Smoothness`` into the running maximum (the caps
+        only tighten)."""
+        self.smoothness = tuple(map(max, self.smoothness, chunk))
 
     def is_finite(self):
         """Whether every state array is finite: a finite coef with overflowed

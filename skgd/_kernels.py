@@ -63,15 +63,18 @@ HYPER_FIELDS = (
     "clip_value",  # 0 = off
     "average_start",  # sample count where averaging starts, 0 = off
     "scale_min",  # when to fold the lazy L2 scale into coef
-    "curv_full",  # curvature * lam: step cap 1 / (curv_full + curv_max / m)
-    "curv_max",  # curvature * l_max; 0 = no cap
+    "curv_full",  # curvature * lam_w: weights' step cap 1 / (curv_full + curv_max / m)
+    "curv_max",  # curvature * l_max_w; 0 = no cap
+    "curv_b_full",  # the same two for the intercepts' step (skgd._smoothness)
+    "curv_b_max",
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
     "momentum",  # 0 = plain SGD
     "nesterov",  # 1 = Nesterov's form of momentum
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_L1, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_CLIP_NORM, H_CLIP_VALUE, H_AVERAGE_START, H_SCALE_MIN, H_CURV_FULL,
- H_CURV_MAX, H_CAP_FLOOR, H_MOMENTUM, H_NESTEROV) = range(len(HYPER_FIELDS))
+ H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX, H_CAP_FLOOR, H_MOMENTUM,
+ H_NESTEROV) = range(len(HYPER_FIELDS))
 
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
@@ -286,6 +289,19 @@ def learning_rate(hyper, t):
 
 
 @numba.njit(**_JIT)
+def minibatch_step(rate, m, curv_full, curv_max, floor):
+    """Step size of a batch of ``m`` rows: ``m * rate`` (linear scaling),
+    capped at ``1 / (curv_full + curv_max / m)`` when ``curv_max > 0``; with
+    ``floor``, never below one per-sample step ``rate``."""
+    eta = m * rate
+    if curv_max > 0.0:
+        eta = min(eta, 1.0 / (curv_full + curv_max / m))
+        if floor:
+            eta = max(eta, rate)
+    return eta
+
+
+@numba.njit(**_JIT)
 def splitmix64(state):
     """One step of SplitMix64 (Steele, Lea & Flood 2014): (new state, output)."""
     state = state + np.uint64(0x9E3779B97F4A7C15)
@@ -388,7 +404,7 @@ def l1_cumulative_penalty(coef, l1_applied, avg_coef, clock, touched, n_touched)
 
 
 @numba.njit(**_JIT)
-def momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b, eta,
+def momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b, eta, eta_b,
                   momentum, nesterov, scale, avg_b):
     """Heavy-ball momentum (Polyak 1964) or Nesterov's form (Sutskever et al.
     2013) on the batch gradient ``grad``, which it also zeroes.
@@ -397,7 +413,8 @@ def momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
     ``w += momentum * v - eta * g`` (Nesterov, as PyTorch writes it). L2 is
     decoupled weight decay (through the scale), so the velocity carries the
     loss gradient only. Every weight moves with its velocity, so a step
-    costs a pass over all weights, even on sparse data.
+    costs a pass over all weights, even on sparse data. The intercepts step
+    with ``eta_b`` (their own cap).
     """
     for k in range(coef.shape[0]):
         for j in range(coef.shape[1]):
@@ -412,9 +429,9 @@ def momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
                     avg_coef[k, j] -= avg_b * delta
             grad[k, j] = 0.0
         g = grad_b[k]
-        v = momentum * velocity_b[k] - eta * g
+        v = momentum * velocity_b[k] - eta_b * g
         velocity_b[k] = v
-        intercept[k] += momentum * v - eta * g if nesterov else v
+        intercept[k] += momentum * v - eta_b * g if nesterov else v
 
 
 # ------------------------------------------------------------------- the pass
@@ -486,6 +503,8 @@ def sgd_pass(
     average_start = hyper[H_AVERAGE_START]
     curv_full = hyper[H_CURV_FULL]
     curv_max = hyper[H_CURV_MAX]
+    curv_b_full = hyper[H_CURV_B_FULL]
+    curv_b_max = hyper[H_CURV_B_MAX]
     cap_floor = hyper[H_CAP_FLOOR] != 0.0
     momentum = hyper[H_MOMENTUM]
     nesterov = hyper[H_NESTEROV] != 0.0
@@ -514,13 +533,11 @@ def sgd_pass(
         m = min(batch, n_rows - start)
         t = clock[T]
         # One step of m samples moves as far as m per-sample steps, capped
-        # where a smooth loss would become unstable (skgd._smoothness).
+        # where a smooth loss would overshoot (skgd._smoothness); the
+        # weights and the intercepts have caps of their own.
         rate = learning_rate(hyper, t + 0.5 * (m - 1))
-        eta = m * rate
-        if curv_max > 0.0:
-            eta = min(eta, 1.0 / (curv_full + curv_max / m))
-            if cap_floor:
-                eta = max(eta, rate)
+        eta = minibatch_step(rate, m, curv_full, curv_max, cap_floor)
+        eta_b = minibatch_step(rate, m, curv_b_full, curv_b_max, cap_floor)
 
         # 1. Loss derivatives at the current weights.
         scale = clock[SCALE]
@@ -577,7 +594,7 @@ def sgd_pass(
                 factor = clip_by_global_norm(grad, grad_b, touched, n_touched, clip_norm)
             if momentum > 0.0:
                 momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
-                              eta * factor, momentum, nesterov, scale, avg_b)
+                              eta * factor, eta_b * factor, momentum, nesterov, scale, avg_b)
             else:
                 c = -eta * factor / scale
                 for k in range(n_out):
@@ -588,7 +605,7 @@ def sgd_pass(
                         if avg_b != 0.0:
                             avg_coef[k, j] -= avg_b * delta
                         grad[k, j] = 0.0
-                    intercept[k] -= eta * factor * grad_b[k]
+                    intercept[k] -= eta_b * factor * grad_b[k]
         else:
             for r in range(m):
                 i = order[start + r]
@@ -603,7 +620,7 @@ def sgd_pass(
                     s = 0.0
                     for r in range(m):
                         s += derivs[r, k]
-                    intercept[k] -= step * s
+                    intercept[k] -= eta_b / m * s
 
         # 4. L1: the cumulative penalty on the weights this batch touched.
         if l1 > 0.0:

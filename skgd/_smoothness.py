@@ -1,4 +1,4 @@
-"""How curved the data makes a loss: the numbers behind the step-size cap.
+"""How curved the data makes a loss: the numbers behind the step-size caps.
 
 For a loss whose second derivative is at most ``beta``, the mean gradient of
 a minibatch of ``m`` rows is ``beta * L(m)``-smooth in expectation, with the
@@ -7,13 +7,25 @@ Rates", ICML 2019)
 
     L(m) <= lam + l_max / m,
 
-where ``lam`` is the largest eigenvalue of ``(1/n) sum_i s_i x_i x_i^T`` and
-``l_max = max_i s_i ||x_i||^2`` (``x_i`` extended by a constant 1 when an
-intercept is fitted, ``s_i`` the sample weight). A step larger than about
-``2 / (beta * L(m))`` makes the iterates grow without bound; the engine caps
-the step at ``1 / (beta * L(m))``. The cap never binds for the small steps of
-a stable run, and it is what lets ``batch_size`` grow without retuning.
+where ``lam`` is the largest eigenvalue of ``(1/n) sum_i s_i z_i z_i^T`` and
+``l_max = max_i s_i ||z_i||^2`` (``s_i`` the sample weight). A step larger
+than about ``2 / (beta * L(m))`` makes the iterates grow without bound.
+
+The engine keeps two blocks apart: the weights (``z_i = x_i``) and the
+intercept (``z_i = 1``, so ``lam = mean(s)``, ``l_max = max(s)``). The
+intercept is in every row, so on sparse data its block is far more curved
+than the features' (reuters: 1.0 against 0.06); a joint cap would hold every
+weight to the intercept's step. A positive semi-definite matrix is at most
+twice its block diagonal, and at most the sum of its blocks' norms, which
+gives the two caps of :func:`skgd._engine.make_hyper`:
+
+- losses with a bounded derivative (``Loss.per_sample_floor``) cannot blow
+  up, so each block gets its own cap ``1 / (beta * L_block(m))``;
+- the others get one cap from ``L_w(m) + L_b(m)``, a bound on the joint
+  smoothness, so every step stays within half the stability limit.
 """
+
+from collections import namedtuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,9 +33,13 @@ import scipy.sparse as sp
 _SAMPLE_ROWS = 500
 _POWER_ITERATIONS = 20
 
+#: ``(lam, l_max)`` of the weights' block and of the intercept's block.
+Smoothness = namedtuple("Smoothness", "lam_w l_max_w lam_b l_max_b")
+NO_DATA = Smoothness(0.0, 0.0, 0.0, 0.0)
 
-def row_scales(X, rows, sample_weight, fit_intercept):
-    """``s_i * ||x_i||^2`` (plus ``s_i`` with an intercept) for ``X[rows]``."""
+
+def row_scales(X, rows, sample_weight):
+    """``s_i * ||x_i||^2`` for ``X[rows]``."""
     if sp.issparse(X):
         sq = np.zeros(X.shape[0])
         nonempty = np.diff(X.indptr) > 0
@@ -32,15 +48,15 @@ def row_scales(X, rows, sample_weight, fit_intercept):
     else:
         Xr = X if rows.size == X.shape[0] else X[rows]
         sq = np.einsum("ij,ij->i", Xr, Xr, dtype=np.float64)
-    return sample_weight[rows] * (sq + (1.0 if fit_intercept else 0.0))
+    return sample_weight[rows] * sq
 
 
-def largest_eigenvalue(X, rows, sample_weight, fit_intercept):
+def largest_eigenvalue(X, rows, sample_weight):
     """``lam``: top eigenvalue of ``(1/n) sum_i s_i x_i x_i^T`` over a sample.
 
     At most 500 of ``rows`` (fixed seed, so deterministic for given data);
-    power iteration on whichever is smaller, the (d+1)-square covariance or
-    the sample's Gram matrix (they share their non-zero eigenvalues).
+    power iteration on whichever is smaller, the d-square covariance or the
+    sample's Gram matrix (they share their non-zero eigenvalues).
     """
     if rows.size == 0:
         return 0.0
@@ -49,19 +65,13 @@ def largest_eigenvalue(X, rows, sample_weight, fit_intercept):
         sample = np.sort(np.random.RandomState(0).choice(rows, _SAMPLE_ROWS, replace=False))
     Xs = X[sample]
     root_s = np.sqrt(sample_weight[sample])
-    if sp.issparse(Xs):
-        Z = sp.diags(root_s) @ Xs
-        gram = np.asarray((Z @ Z.T).todense()) if sample.size <= Xs.shape[1] else None
-    else:
-        Z = root_s[:, None] * Xs
-        gram = Z @ Z.T if sample.size <= Xs.shape[1] else None
-    if gram is None:  # few features: the covariance is the small side
+    Z = sp.diags(root_s) @ Xs if sp.issparse(Xs) else root_s[:, None] * Xs
+    if sample.size <= Xs.shape[1]:
+        M = Z @ Z.T
+        M = np.asarray(M.todense()) if sp.issparse(M) else M
+    else:  # few features: the covariance is the small side
         Zd = Z.toarray() if sp.issparse(Z) else Z
-        if fit_intercept:
-            Zd = np.hstack([Zd, root_s[:, None]])
         M = Zd.T @ Zd
-    else:
-        M = gram + (np.outer(root_s, root_s) if fit_intercept else 0.0)
     M = M / sample.size
     v = np.ones(M.shape[0]) / np.sqrt(M.shape[0])
     lam = 0.0
@@ -72,3 +82,18 @@ def largest_eigenvalue(X, rows, sample_weight, fit_intercept):
             break
         v = w / lam
     return lam
+
+
+def estimate(X, rows, sample_weight, fit_intercept, *, lam_w=None):
+    """The :class:`Smoothness` of ``X[rows]``.
+
+    ``lam_w``, when given, is reused rather than estimated again (a stream
+    pays for the eigenvalue once, on its first chunk).
+    """
+    s = sample_weight[rows]
+    if lam_w is None:
+        lam_w = largest_eigenvalue(X, rows, sample_weight)
+    l_max_w = float(row_scales(X, rows, sample_weight).max(initial=0.0))
+    if not fit_intercept or s.size == 0:
+        return Smoothness(lam_w, l_max_w, 0.0, 0.0)
+    return Smoothness(lam_w, l_max_w, float(s.mean()), float(s.max()))

@@ -91,12 +91,14 @@ class Loss(BaseEstimator):
     #: the smoothness of a minibatch of ``m`` rows, see skgd._smoothness);
     #: without it there is no cap.
     curvature = None
-    #: True: the cap never takes a step below one per-sample step, so it only
-    #: limits how far a minibatch step scales up and ``batch_size=1`` keeps
-    #: scikit-learn's schedule exactly. Right for losses whose derivative is
-    #: bounded (log, Huber): they cannot blow up. False (the default): the
-    #: cap is hard. Needed for squared-type losses, whose weights grow
-    #: geometrically above about twice the cap.
+    #: True: the caps never take a step below one per-sample step, so they
+    #: only limit how far a minibatch step scales up and ``batch_size=1``
+    #: keeps scikit-learn's schedule exactly; the weights and the intercepts
+    #: are capped by their own blocks' smoothness. Right for losses whose
+    #: derivative is bounded (log, Huber, hinge): they cannot blow up. False
+    #: (the default): one hard cap from the joint smoothness. Needed for
+    #: squared-type losses, whose weights grow geometrically above about
+    #: twice the cap.
     per_sample_floor = False
 
     def params(self):
@@ -196,6 +198,13 @@ class Hinge(Loss):
 
     loss = staticmethod(_hinge)
     dloss = staticmethod(_dhinge)
+    # The kink has no bounded second derivative; the step cap uses the
+    # curvature of the hinge's quadratic smoothing (modified Huber, 2). With
+    # the per-sample floor this only limits how far minibatch steps scale
+    # up: without it, the first steps of a large batch on sparse text throw
+    # the intercept to about -2000.
+    curvature = 2.0
+    per_sample_floor = True
 
     def __init__(self, threshold=1.0):
         self.threshold = threshold

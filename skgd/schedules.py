@@ -10,8 +10,14 @@ the same thing. How a minibatch of ``m`` samples steps:
    same ``eta0`` works for every ``batch_size`` (Goyal et al., 2017). On
    sparse data, where the rows of a batch touch different columns, this is
    exactly what ``m`` per-sample steps would do to each weight.
-2. **A stability cap** for losses that declare their curvature: the step
-   never exceeds ``1 / (curvature * L(m))``, see :mod:`skgd._smoothness` and
+2. **A cap from the data's curvature** for losses that declare it: the
+   weights' step never exceeds ``1 / (curvature * L_w(m))`` and the
+   intercepts' ``1 / (curvature * L_b(m))`` (their own blocks'
+   smoothness: the intercept is in every row, so on sparse text its step
+   must stay far shorter than the rare features'). For losses with a
+   bounded derivative (log, hinge, Huber, softmax) a cap never goes below
+   one per-sample step; the others get one hard cap from the joint
+   smoothness. See :mod:`skgd._smoothness` and
    :attr:`skgd.losses.Loss.curvature`. (Rules that start large batches more
    gently, such as counting the offset ``t0`` of 'optimal' in steps as
    Pegasos does, or in ``sqrt(m)`` samples, were measured and learned

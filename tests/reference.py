@@ -6,15 +6,15 @@ import numpy as np
 
 def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.0,
                   batch_size=1, clip_norm=None, clip_value=None, average_start=0,
-                  fit_intercept=True, step_cap=None, cap_floor=False, momentum=0.0,
+                  fit_intercept=True, step_caps=None, cap_floor=False, momentum=0.0,
                   nesterov=False):
     """Run passes over ``orders`` (a list of row orders) and return
     ``(coef, intercept, avg_coef, avg_intercept)``.
 
     ``lr(t)`` is the per-sample rate at sample count ``t`` (from 1); a batch
     of ``m`` rows steps by ``m * lr(t + (m - 1) / 2)`` along its mean gradient,
-    at most ``step_cap(m)`` when that is given (but, with ``cap_floor``,
-    never less than the per-sample rate).
+    at most ``step_caps(m) = (weights' cap, intercepts' cap)`` when that is
+    given (but, with ``cap_floor``, never less than the per-sample rate).
     """
     X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
     n_out, n_features = Y.shape[1], X.shape[1]
@@ -33,11 +33,12 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
             rows = order[start:start + batch_size]
             m = len(rows)
             rate = lr(t + 0.5 * (m - 1))
-            eta = m * rate
-            if step_cap is not None:
-                eta = min(eta, step_cap(m))
+            eta = eta_b = m * rate
+            if step_caps is not None:
+                cap_w, cap_b = step_caps(m)
+                eta, eta_b = min(eta, cap_w), min(eta_b, cap_b)
                 if cap_floor:
-                    eta = max(eta, rate)
+                    eta, eta_b = max(eta, rate), max(eta_b, rate)
             P = X[rows] @ W.T + b
             D = np.array([[dloss(P[r, k], Y[i, k]) for k in range(n_out)]
                           for r, i in enumerate(rows)])
@@ -55,12 +56,12 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
                     factor = clip_norm / norm
             if momentum:
                 V = momentum * V - eta * factor * G
-                Vb = momentum * Vb - eta * factor * gb
+                Vb = momentum * Vb - eta_b * factor * gb
                 W += momentum * V - eta * factor * G if nesterov else V
-                b += momentum * Vb - eta * factor * gb if nesterov else Vb
+                b += momentum * Vb - eta_b * factor * gb if nesterov else Vb
             else:
                 W -= eta * factor * G
-                b -= eta * factor * gb
+                b -= eta_b * factor * gb
             if l1:
                 u += eta * l1
                 cols = np.flatnonzero((X[rows] != 0).any(axis=0))

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import make_classification, make_regression
 
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _smoothness as smoothness
 from skgd.losses import REGRESSION_LOSSES, SquaredError, get_loss
 from skgd.schedules import optimal_init
 
@@ -60,10 +60,17 @@ def _reference_for(est, X, Y, sw=None):
     else:
         t0 = optimal_init(alpha, lambda p, y: loss.dloss(p, y, *params))
         lr = lambda t: 1.0 / (alpha * (t0 + t - 1))  # noqa: E731
-    step_cap = None
+    step_caps = None
     if loss.curvature:
-        lam, l_max = est._state.smoothness
-        step_cap = lambda m: 1.0 / (loss.curvature * (lam + l_max / m))  # noqa: E731
+        lam_w, l_w, lam_b, l_b = est._state.smoothness
+        if not loss.per_sample_floor:  # one cap, from the joint bound
+            lam_w = lam_b = lam_w + lam_b
+            l_w = l_b = l_w + l_b
+
+        def cap(lam, l_max, m):  # no rows with mass: nothing to cap
+            return 1.0 / (loss.curvature * (lam + l_max / m)) if l_max > 0 else np.inf
+
+        step_caps = lambda m: (cap(lam_w, l_w, m), cap(lam_b, l_b, m))  # noqa: E731
     n = X.shape[0]
     return reference_sgd(
         X, Y, np.ones(n) if sw is None else sw, [np.arange(n)] * est.max_iter,
@@ -71,7 +78,7 @@ def _reference_for(est, X, Y, sw=None):
         dloss=lambda p, y: loss.dloss(p, y, *params),
         lr=lr, l2=l2, l1=l1, batch_size=est.batch_size, clip_norm=est.clip_norm,
         clip_value=est.clip_value, average_start=float(est.average),
-        fit_intercept=est.fit_intercept, step_cap=step_cap,
+        fit_intercept=est.fit_intercept, step_caps=step_caps,
         cap_floor=loss.per_sample_floor, momentum=est.momentum, nesterov=est.nesterov,
     )
 
@@ -184,10 +191,11 @@ def test_float32_stays_float32(multiclass_data, sparse, Est):
 
 def test_partial_fit_chunks_continue_the_same_pass(multiclass_data):
     """Chunks aligned on batch boundaries give exactly one pass of fit:
-    the schedule's clock carries across partial_fit calls."""
+    the schedule's clock carries across partial_fit calls. (A loss without a
+    step cap: a stream sees the data's smoothness chunk by chunk.)"""
     X, y = multiclass_data
     kw = dict(batch_size=5, learning_rate="invscaling", eta0=0.1, shuffle=False,
-              average=True, penalty="elasticnet")
+              average=True, penalty="elasticnet", loss="epsilon_insensitive")
     full = MinibatchSGDClassifier(max_iter=1, tol=None, **kw).fit(X, y)
     stream = MinibatchSGDClassifier(**kw)
     for start in range(0, X.shape[0], 20):
@@ -260,6 +268,31 @@ def test_curvature_cap_keeps_squared_loss_stable_on_unscaled_data():
     est = MinibatchSGDRegressor(learning_rate="constant", eta0=0.01, max_iter=50,
                                 tol=None, random_state=0, penalty=None).fit(X, y)
     assert est.score(X, y) > 0.99
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_smoothness_keeps_the_intercept_in_a_block_of_its_own(sparse):
+    """(1/n) sum s_i x_i x_i^T = diag(4.5, 16) for these rows and weights:
+    the weights' block has lam 16 and l_max 2 * 16; the intercept's has
+    lam = mean(s) = 1.5 and l_max = max(s) = 2 (none without an intercept)."""
+    X = np.array([[3.0, 0.0], [0.0, 4.0], [3.0, 0.0], [0.0, 4.0]])
+    X = sp.csr_matrix(X) if sparse else X
+    s = np.array([1.0, 2.0, 1.0, 2.0])
+    rows = np.arange(4)
+    assert_allclose(smoothness.estimate(X, rows, s, True), (16.0, 32.0, 1.5, 2.0), rtol=1e-9)
+    assert_allclose(smoothness.estimate(X, rows, s, False), (16.0, 32.0, 0.0, 0.0), rtol=1e-9)
+    # a later chunk reuses the first chunk's eigenvalue
+    assert smoothness.estimate(X, rows[:1], s, True, lam_w=16.0) == (16.0, 9.0, 1.0, 1.0)
+
+
+def test_large_hinge_batches_keep_the_intercept_near_the_margin(reuters):
+    """Every row violates the margin at the start, and 'optimal' starts at a
+    per-sample rate of about 10: uncapped, one step of 512 rows would move
+    the intercept by about 4000. Its own cap keeps it within a few units."""
+    X, y = reuters[:2]
+    est = MinibatchSGDClassifier(batch_size=512, max_iter=1, tol=None, random_state=0)
+    est.fit(X, y)
+    assert abs(est.intercept_[0]) < 10
 
 
 def test_sample_weight_scales_the_gradient(multiclass_data):

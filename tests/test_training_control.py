@@ -47,7 +47,10 @@ def test_nesterov_differs_from_heavy_ball(adult):
 
 
 BATCH_SIZES = [1, 8, 32, 128, 512]
-N_SEEDS = 5
+# Single runs on adult differ by up to 0.015 between seeds (the last iterate
+# of a noisy run), as scikit-learn's do; a mean over 20 seeds is stable to
+# about 0.001.
+N_SEEDS = 20
 
 
 def _robustness(X, y, Xt, yt):
@@ -58,22 +61,13 @@ def _robustness(X, y, Xt, yt):
     return ours, theirs
 
 
-def test_defaults_are_robust_to_the_batch_size_on_adult(adult):
+@pytest.mark.parametrize("name", ["adult", "reuters"])
+def test_defaults_are_robust_to_the_batch_size(request, name):
     """Defaults except batch_size: every batch size within 0.005 of the best
-    and of SGDClassifier()'s defaults (means over 5 seeds)."""
-    ours, theirs = _robustness(*adult)
-    worst = min(ours.values())
-    assert max(ours.values()) - worst <= 0.005, ours
-    assert worst >= theirs - 0.005, (ours, theirs)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "batch_size=512 on reuters (7,770 rows: 15 steps per epoch) misses by ~0.0006: "
-    "its first mean-gradient steps throw the unpenalised intercept to about -2000 "
-    "and the 'tol' rule stops before it recovers (with 1000 epochs it reaches "
-    "0.974). Open work: per-coordinate scaling of the minibatch step."))
-def test_defaults_are_robust_to_the_batch_size_on_reuters(reuters):
-    ours, theirs = _robustness(*reuters)
+    and of SGDClassifier()'s defaults (means over 20 seeds). On reuters it is
+    the intercept's own step cap that keeps batch_size=512 from throwing the
+    intercept far off in its first steps."""
+    ours, theirs = _robustness(*request.getfixturevalue(name))
     worst = min(ours.values())
     assert max(ours.values()) - worst <= 0.005, ours
     assert worst >= theirs - 0.005, (ours, theirs)
