@@ -86,10 +86,12 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         Averaged SGD: ``coef_`` is the average of the weights over the steps,
         from the first sample (True) or from sample ``average`` (int).
     batch_size : int, default=1
-        Samples per minibatch; 1 is classic per-sample SGD. A step moves
-        along the mean gradient of the batch by about ``batch_size``
-        per-sample steps (see :mod:`skgd.schedules`), so ``eta0`` keeps its
-        per-sample meaning and accuracy changes little with ``batch_size``.
+        Samples per minibatch; 1 is classic per-sample SGD. ``t`` counts
+        samples, as scikit-learn's does, and a step moves along the mean
+        gradient of the batch by ``batch_size`` per-sample steps, capped by
+        the data's curvature, the intercept apart from the weights (see
+        :mod:`skgd.schedules`). So ``eta0`` keeps its per-sample meaning and
+        accuracy changes little with ``batch_size``.
         The default is 1 so that a drop-in replacement of ``SGDClassifier``
         runs the same algorithm (the compiled per-sample loop is already
         faster than scikit-learn's); 32 to 512 give smoother steps on large
