@@ -528,6 +528,11 @@ class MulticlassHinge(MulticlassLoss):
 
     loss = staticmethod(_multiclass_hinge)
     dloss = staticmethod(_dmulticlass_hinge)
+    # As for the binary hinge: the step cap uses curvature 2, that of each
+    # pairwise term's quadratic smoothing. Uncapped, digits at batch 512
+    # scores 0.894 against 0.928 at batch 1; capped, 0.922.
+    curvature = 2.0
+    per_sample_floor = True
 
 
 MULTINOMIAL_LOSSES = {

@@ -6,7 +6,10 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression, SGDClassifier  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skgd import MinibatchSGDClassifier  # noqa: E402
 from skgd.plotting import LossCurveDisplay  # noqa: E402
@@ -71,6 +74,24 @@ def test_defaults_are_robust_to_the_batch_size(request, name):
     worst = min(ours.values())
     assert max(ours.values()) - worst <= 0.005, ours
     assert worst >= theirs - 0.005, (ours, theirs)
+
+
+def test_multinomial_hinge_is_robust_to_the_batch_size():
+    """The multiclass hinge is capped like the binary one (10-seed means on
+    digits; uncapped, batch 512 scored 0.894 against 0.928 at batch 1)."""
+    digits = load_digits()
+    X = StandardScaler().fit_transform(digits.data)
+
+    def mean_accuracy(batch_size):
+        scores = []
+        for seed in range(10):
+            Xa, Xb, ya, yb = train_test_split(X, digits.target, random_state=seed)
+            clf = MinibatchSGDClassifier(multi_class="multinomial", batch_size=batch_size,
+                                         random_state=seed).fit(Xa, ya)
+            scores.append(clf.score(Xb, yb))
+        return np.mean(scores)
+
+    assert mean_accuracy(512) >= mean_accuracy(1) - 0.01
 
 
 def test_verbose_prints_one_line_per_epoch(capsys, adult):
