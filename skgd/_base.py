@@ -288,7 +288,8 @@ class BaseMinibatchSGD(BaseEstimator):
     def _see_data(self, state, X, rows, sample_weight):
         """Update the data's smoothness behind the step caps (skgd._smoothness).
 
-        ``l_max`` is exact for every batch of data; ``lam`` (which only
+        The ``l_max`` values and the intercept's ``lam`` come from every
+        batch of data; the weights' ``lam`` (an eigenvalue, which only
         matters for large batches) is estimated once, from the first data a
         state sees, so a stream of small chunks pays for it once.
         """

@@ -63,8 +63,8 @@ HYPER_FIELDS = (
     "clip_value",  # 0 = off
     "average_start",  # sample count where averaging starts, 0 = off
     "scale_min",  # when to fold the lazy L2 scale into coef
-    "curv_full",  # curvature * lam_w: weights' step cap 1 / (curv_full + curv_max / m)
-    "curv_max",  # curvature * l_max_w; 0 = no cap
+    "curv_full",  # curvature * lam: weights' step cap 1 / (curv_full + curv_max / m)
+    "curv_max",  # curvature * l_max; 0 = no cap (lam, l_max: see make_hyper)
     "curv_b_full",  # the same two for the intercepts' step (skgd._smoothness)
     "curv_b_max",
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)

@@ -16,8 +16,8 @@ intercept (``z_i = 1``, so ``lam = mean(s)``, ``l_max = max(s)``). The
 intercept is in every row, so on sparse data its block is far more curved
 than the features' (reuters: 1.0 against 0.06); a joint cap would hold every
 weight to the intercept's step. A positive semi-definite matrix is at most
-twice its block diagonal, and at most the sum of its blocks' norms, which
-gives the two caps of :func:`skgd._engine.make_hyper`:
+twice its block diagonal, and its norm is at most the sum of its diagonal
+blocks' norms, which gives the two caps of :func:`skgd._engine.make_hyper`:
 
 - losses with a bounded derivative (``Loss.per_sample_floor``) cannot blow
   up, so each block gets its own cap ``1 / (beta * L_block(m))``;
