@@ -4,6 +4,7 @@ early stopping and ``partial_fit`` bookkeeping."""
 import functools
 import time
 import warnings
+from collections import namedtuple
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -22,6 +23,8 @@ from .losses import Loss, MulticlassLoss, get_loss
 from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
 
 _FLOATS = [np.float64, np.float32]
+_INDEX_TYPES = [np.int32, np.int64]
+_CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,6 +67,35 @@ def _check_magnitude(X):
         "sum of their squares overflows float64. Scale the features (e.g. "
         "StandardScaler)."
     )
+
+
+def _check_csr_structure(X):
+    """Refuse a CSR matrix whose structure would send compiled code outside
+    its arrays: column indices out of range, or an ``indptr`` that is not a
+    non-decreasing run from 0 to the number of stored values. (scipy does
+    not check this when a matrix is built from raw arrays.) Costs one pass
+    over the indices.
+    """
+    indices, indptr = X.indices, X.indptr
+    n_rows, n_features = X.shape
+    if (indptr.shape != (n_rows + 1,) or indptr[0] != 0
+            or indptr[-1] != indices.shape[0] or indices.shape[0] != X.data.shape[0]
+            or (n_rows and np.diff(indptr).min() < 0)):
+        raise ValueError(
+            "X is a malformed CSR matrix: its indptr must run from 0 to the number "
+            f"of stored values ({X.data.shape[0]}) without decreasing, one entry per "
+            "row plus one. Rebuild it with scipy.sparse.csr_matrix((data, indices, "
+            "indptr), shape=...) and check it with X.check_format()."
+        )
+    if indices.size:
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= n_features:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"X is a malformed CSR matrix: its column indices must lie in [0, "
+                f"{n_features}) but include {bad}. Check how it was built "
+                "(X.check_format() reports this too)."
+            )
 
 
 class BaseMinibatchSGD(BaseEstimator):
@@ -135,21 +167,27 @@ class BaseMinibatchSGD(BaseEstimator):
     def _fast_X(self, X, training=False):
         """Validate a fitted model's input cheaply in the common case.
 
-        Plain C-ordered float ndarrays of the right width, with every value
-        finite and no feature names to compare, pass here in microseconds;
-        anything else returns None and goes through scikit-learn's
-        ``validate_data`` (so every error message stays the same). For
-        training, float64 data must also have a finite sum of squares (see
-        ``_check_magnitude``); that costs the same one pass.
+        C-ordered float ndarrays and CSR matrices (int32 or int64 indices) of
+        the right width, with every value finite and no feature names to
+        compare, pass here in microseconds: a stream of small chunks pays
+        about what its data costs to read. Anything else returns None and
+        goes through scikit-learn's ``validate_data`` (so every error message
+        stays the same). For training, float64 data must also have a finite
+        sum of squares (see ``_check_magnitude``); that costs the same pass.
         """
-        if (
-            type(X) is not np.ndarray
-            or X.ndim != 2
-            or X.dtype not in _FLOATS
-            or not X.flags.c_contiguous
-            or X.shape[0] == 0
-            or "feature_names_in_" in self.__dict__
-        ):
+        if "feature_names_in_" in self.__dict__:
+            return None
+        if type(X) is np.ndarray:
+            if X.ndim != 2 or X.dtype not in _FLOATS or not X.flags.c_contiguous:
+                return None
+            values = X
+        elif type(X) in _CSR_TYPES:
+            if X.data.dtype not in _FLOATS or X.indices.dtype not in _INDEX_TYPES:
+                return None
+            values = X.data
+        else:
+            return None
+        if X.shape[0] == 0:
             return None
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -158,9 +196,12 @@ class BaseMinibatchSGD(BaseEstimator):
             )
         with np.errstate(over="ignore", invalid="ignore"):
             # NaN/inf, or overflow: let the full check say
-            total = np.vdot(X, X) if training and X.dtype == np.float64 else X.sum()
+            total = (np.vdot(values, values) if training and values.dtype == np.float64
+                     else values.sum())
             if not np.isfinite(total):
                 return None
+        if values is not X:
+            _check_csr_structure(X)
         return X
 
     def _fast_Xy(self, X, y, numeric):
@@ -185,8 +226,13 @@ class BaseMinibatchSGD(BaseEstimator):
             reset=reset,
         )
         if isinstance(y, str) and y == "no_validation":
-            return validate_data(self, X, **kwargs)
+            X = validate_data(self, X, **kwargs)
+            if sp.issparse(X):
+                _check_csr_structure(X)
+            return X
         X, y = validate_data(self, X, y, y_numeric=y_numeric, **kwargs)
+        if sp.issparse(X):
+            _check_csr_structure(X)
         _check_magnitude(X)
         if y_numeric and y.dtype.kind == "f" and not np.isfinite(y).all():
             # scikit-learn checks y before converting it: None in an object
@@ -236,83 +282,125 @@ class BaseMinibatchSGD(BaseEstimator):
 
     # --------------------------------------------------------------- engine
 
-    def _hyper(self, state, loss, dtype):
-        schedule = SCHEDULES[self.learning_rate]
+    def _plan(self):
+        """What every pass of this configuration needs, built once per
+        parameter setting (a stream pays for it on its first call): the loss,
+        its kernel form and parameters, the update rule, and 'optimal''s t0.
+        """
+        fingerprint = self.__dict__.get("_checked_params")
+        cached = self.__dict__.get("_plan_cache")
+        if cached is not None and cached[0] is fingerprint:
+            return cached[1]
+        loss = self._loss_object()
+        _, l1 = _engine.penalty_strengths(self.penalty, self.alpha, self._l1_ratio())
         t0 = 0.0
-        if schedule == OPTIMAL:
-            fn, params = loss.dloss, loss.params()
+        if SCHEDULES[self.learning_rate] == OPTIMAL:
             if isinstance(loss, MulticlassLoss):
                 # Bottou's heuristic needs the derivative's scale at margin
                 # -typw: 1 for softmax and multiclass hinge, as for log/hinge.
                 t0 = optimal_init(self.alpha, lambda p, y: -1.0)
             else:
+                fn, params = loss.dloss, loss.params()
                 t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
+        plan = _Plan(
+            loss=loss,
+            spec=_engine.loss_spec(loss),
+            params=loss.params(),
+            rule=_engine.make_rule(clip_value=self.clip_value, clip_norm=self.clip_norm,
+                                   momentum=self.momentum, nesterov=self.nesterov, l1=l1,
+                                   average=self.average),
+            optimal_init=t0,
+        )
+        self._plan_cache = (fingerprint, plan)
+        return plan
+
+    def _l1_ratio(self):
+        return self.l1_ratio if self.l1_ratio is not None else 0.0
+
+    def _hyper(self, state, plan, n_rows):
+        loss = plan.loss
         return _engine.make_hyper(
-            schedule=schedule,
+            schedule=SCHEDULES[self.learning_rate],
             alpha=self.alpha,
             eta0=state.eta,
             power_t=self.power_t,
-            optimal_init=t0,
+            optimal_init=plan.optimal_init,
             penalty=self.penalty,
-            l1_ratio=self.l1_ratio if self.l1_ratio is not None else 0.0,
+            l1_ratio=self._l1_ratio(),
             fit_intercept=self.fit_intercept,
-            batch_size=self.batch_size,
-            clip_norm=self.clip_norm,
-            clip_value=self.clip_value,
+            # a batch larger than the data is the whole data
+            batch_size=min(self.batch_size, max(n_rows, 1)),
             average=self.average,
-            dtype=dtype,
+            dtype=state.coef.dtype,
             curvature=loss.curvature,
             per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
         )
 
     def _new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None):
         # One draw from random_state seeds every shuffle of this state, as
         # scikit-learn's SGD seeds its per-call shuffles.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        return _engine.EngineState(
-            n_outputs,
-            n_features,
-            dtype,
-            average=self.average > 0,
-            l1=self.penalty in ("l1", "elasticnet"),
-            eta0=self.eta0,
-            shuffle_seed=seed,
-            momentum=self.momentum > 0,
-            coef_init=coef_init,
-            intercept_init=intercept_init,
-        )
+        return _engine.EngineState(n_outputs, n_features, dtype, shuffle_seed=seed,
+                                   eta0=self.eta0, coef_init=coef_init,
+                                   intercept_init=intercept_init)
 
-    def _see_data(self, state, X, rows, sample_weight):
+    def _see_data(self, state, X, rows, sample_weight, loss):
         """Update the data's smoothness behind the step caps (skgd._smoothness).
 
-        The ``l_max`` values and the intercept's ``lam`` come from every
-        batch of data; the weights' ``lam`` (an eigenvalue, which only
-        matters for large batches) is estimated once, from the first data a
-        state sees, so a stream of small chunks pays for it once.
+        Skipped where the caps cannot bind: a loss without a curvature bound,
+        or per-sample steps (``batch_size=1``) of a loss whose caps never go
+        below one per-sample step. Otherwise the ``l_max`` values and the
+        intercept's ``lam`` come from every batch of data; the weights' ``lam``
+        (an eigenvalue) is estimated once, from the first data a state sees.
         """
+        if not loss.curvature or (loss.per_sample_floor and self.batch_size == 1):
+            return
         seen = state.smoothness[0] if state.seen_data else None  # lam_w
         state.see_data(smoothness.estimate(X, rows, sample_weight, self.fit_intercept, lam_w=seen))
         state.seen_data = True
 
     def _objective(self, total_loss, weight_sum, state):
-        coef, _ = state.weights()
+        l2, l1 = _engine.penalty_strengths(self.penalty, self.alpha, self._l1_ratio())
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked next
-            return total_loss / max(weight_sum, np.finfo(float).tiny) + _engine.penalty_value(
-                coef, self.alpha, self.penalty, self.l1_ratio
-            )
+            return total_loss / max(weight_sum, np.finfo(float).tiny) + state.penalty(l2, l1)
 
-    def _check_finite(self, state, objective, epoch):
-        if not (np.isfinite(objective) and state.is_finite()):
+    @staticmethod
+    def _raise_loss_failure(prepared, plan):
+        """Raise what a user's loss raised inside the compiled pass (where it
+        can only return NaN, see skgd.losses), or say it gave NaN or inf for
+        finite scores. A non-finite score is divergence, reported next."""
+        failure = prepared.loss_failure()
+        if failure is None or not np.isfinite(failure[0]):
+            return
+        score, target, _ = failure
+        loss = plan.loss
+        where = f"at score {score!r} and target {target!r}"
+        if isinstance(loss, MulticlassLoss):
+            raise ValueError(
+                f"The loss {loss!r} raised an exception or returned NaN or infinity "
+                f"for a row of class index {int(target)}, with finite scores."
+            )
+        for fn in (type(loss).loss, type(loss).dloss):
+            try:
+                fn(score, target, *plan.params)
+            except Exception as exc:
+                exc.add_note(f"(raised by {loss!r} while training, {where})")
+                raise
+        raise ValueError(
+            f"The loss {loss!r} returned NaN or infinity {where}: a loss and its "
+            "derivative must be finite wherever the score is."
+        )
+
+    def _check_finite(self, state, objective, epoch, full=True):
+        if not (np.isfinite(objective) and state.is_finite(full=full)):
             raise ValueError(
                 f"Training diverged at epoch {epoch}: the weights or the loss are "
                 "no longer finite. Scale the features (e.g. StandardScaler), lower "
                 "eta0, or set clip_norm."
             )
 
-    def _run_epochs(self, X, Y, sample_weight, state, loss, *, rows, max_epochs,
+    def _run_epochs(self, X, Y, sample_weight, state, plan, *, rows, max_epochs,
                     validation=None):
         """The epoch driver: shuffle, one compiled pass, stopping rules.
 
@@ -323,8 +411,11 @@ class BaseMinibatchSGD(BaseEstimator):
             Mean training objective (weighted loss + penalty) per epoch.
         val_scores : list of float
         """
-        self._see_data(state, X, rows, sample_weight)
-        hyper = self._hyper(state, loss, state.coef.dtype)
+        self._see_data(state, X, rows, sample_weight, plan.loss)
+        state.conform(plan.rule)
+        hyper = self._hyper(state, plan, rows.size)
+        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
+                                plan.params, self.shuffle)
         weight_sum = float(sample_weight[rows].sum())
         curve, val_scores = [], []
         best, no_improvement = np.inf, 0
@@ -332,11 +423,10 @@ class BaseMinibatchSGD(BaseEstimator):
         start = time.perf_counter()
         n_iter = 0
         for epoch in range(1, max_epochs + 1):
-            weighted, _ = _engine.run_pass(
-                state, X, Y, sample_weight, rows, hyper, loss, self.shuffle
-            )
+            weighted, _ = _engine.run_pass(prepared)
+            self._raise_loss_failure(prepared, plan)
             objective = self._objective(weighted, weight_sum, state)
-            self._check_finite(state, objective, epoch)
+            self._check_finite(state, objective, epoch, full=False)
             curve.append(objective)
             n_iter = epoch
             if self.verbose:
@@ -347,8 +437,8 @@ class BaseMinibatchSGD(BaseEstimator):
                     f"{time.perf_counter() - start:.3f} s"
                 )
             if validation is not None:
-                coef, intercept = self._public_weights(state)
-                score = self._score_weights(coef, intercept, *validation)
+                Xv, yv, swv = validation
+                score = self._score_scores(self._state_scores(state, Xv), yv, swv)
                 val_scores.append(score)
                 current = -score
             else:
@@ -367,20 +457,31 @@ class BaseMinibatchSGD(BaseEstimator):
             if no_improvement >= self.n_iter_no_change:
                 if SCHEDULES[self.learning_rate] == ADAPTIVE and state.eta > 1e-6:
                     state.eta /= 5.0
-                    hyper = hyper._replace(eta0=state.eta)
+                    prepared.set_eta0(state.eta)
                     no_improvement = 0
                 else:
                     break
         return n_iter, curve, val_scores
 
+    def _averaged(self, state):
+        """Whether the published model is the averaged one (averaging on and
+        past its start)."""
+        return bool(self.average) and state.averaging() and self.average <= state.t - 1
+
     def _public_weights(self, state):
         """coef, intercept as the user sees them (averaged once averaging began)."""
-        avg = state.averaged_weights()
-        if avg is not None and self.average <= state.t - 1:
-            return avg
+        if self._averaged(state):
+            return state.averaged_weights()
         return state.weights()
 
-    def _fit_state(self, X, Y, sample_weight, state, loss, stratify):
+    def _state_scores(self, state, X):
+        """Raw scores ``X @ W.T + b`` of every output, from the state (costs
+        the non-zeros of X, whatever the width of the model)."""
+        averaged = self._averaged(state)
+        intercept = state.avg_intercept if averaged else state.intercept
+        return state.scores(X, averaged) + intercept
+
+    def _fit_state(self, X, Y, sample_weight, state, stratify):
         """Full training of ``fit``: split, epochs, convergence warning."""
         n = X.shape[0]
         rows = np.arange(n, dtype=np.int64)
@@ -389,7 +490,7 @@ class BaseMinibatchSGD(BaseEstimator):
             rows, val = self._validation_split(n, stratify, sample_weight)
             validation = (X[val], stratify[val], sample_weight[val])
         n_iter, curve, val_scores = self._run_epochs(
-            X, Y, sample_weight, state, loss, rows=rows, max_epochs=self.max_iter,
+            X, Y, sample_weight, state, self._plan(), rows=rows, max_epochs=self.max_iter,
             validation=validation,
         )
         if self.tol is not None and n_iter == self.max_iter:
@@ -429,50 +530,111 @@ class BaseMinibatchSGD(BaseEstimator):
     def _is_classifier_like(self):
         return False
 
-    def _partial_state(self, X, Y, sample_weight, state, loss):
-        """One pass over a chunk on a copy of ``state``; returns the new state.
-
-        Training works on the copy, so a failed call changes nothing.
-        """
-        new = state.copy()
+    def _partial_state(self, X, Y, sample_weight, state, undo):
+        """One pass over a chunk, in place; what it changes is recorded in
+        ``undo`` (a list the caller rolls back if the call fails)."""
+        plan = self._plan()
+        self._take_assigned_coef(state)
         rows = np.arange(X.shape[0], dtype=np.int64)
-        _, curve, _ = self._run_epochs(X, Y, sample_weight, new, loss, rows=rows, max_epochs=1)
-        return new, curve
+        record = _engine.Undo(state)
+        undo.append(record)
+        self._see_data(state, X, rows, sample_weight, plan.loss)
+        state.conform(plan.rule)
+        hyper = self._hyper(state, plan, rows.size)
+        record.prepare(X, rows, hyper, plan.rule)
+        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
+                                plan.params, self.shuffle, journal=record.journal)
+        weighted, _ = _engine.run_pass(prepared)
+        self._raise_loss_failure(prepared, plan)
+        objective = self._objective(weighted, float(sample_weight.sum()), state)
+        self._check_finite(state, objective, 1, full=False)
+        return [objective], hyper
 
     # ------------------------------------------------------------ predicting
 
     def _decision(self, X):
-        if "coef_" not in self.__dict__:
+        if "_state" not in self.__dict__:
             check_is_fitted(self)
+        assigned = self.__dict__.get("_assigned_coef")
         Xf = self._fast_X(X)
-        if Xf is not None:
-            return Xf @ self.coef_.T + self.intercept_
-        X = self._validate_X(X, reset=False)
-        return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
+        if Xf is None:
+            Xf = self._validate_X(X, reset=False)
+        if assigned is not None:
+            return safe_sparse_dot(Xf, assigned.T, dense_output=True) + self.intercept_
+        state = self._state
+        return self._shape_scores(self._state_scores(state, Xf)).astype(
+            state.coef.dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
 
+    # ------------------------------------------------------- fitted weights
+
+    @property
+    def coef_(self):
+        """Weights of the fitted model (read-only; assign to replace them)."""
+        assigned = self.__dict__.get("_assigned_coef")
+        if assigned is not None:
+            return assigned
+        state = self.__dict__.get("_state")
+        if state is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'coef_'")
+        cached = state._scratch.get("coef_")
+        if cached is None or cached[0] != state.version:
+            # Formed on demand: training never pays O(n_features) to publish.
+            coef, _ = self._public_weights(state)
+            coef = self._shape_coef(coef).astype(state.coef.dtype, copy=False)
+            coef.flags.writeable = False
+            cached = state._scratch["coef_"] = (state.version, coef)
+        return cached[1]
+
+    @coef_.setter
+    def coef_(self, value):
+        # As in scikit-learn, assigned weights are what the model predicts
+        # with, and what the next training call starts from.
+        self.__dict__["_assigned_coef"] = value
+
+    def _take_assigned_coef(self, state):
+        """Start training from weights the user assigned to ``coef_``."""
+        assigned = self.__dict__.pop("_assigned_coef", None)
+        if assigned is None or self._averaged(state):
+            return  # with averaging, training continues from its own weights
+        coef = np.asarray(assigned.toarray() if sp.issparse(assigned) else assigned)
+        state.coef[...] = self._unshape_coef(coef, state.coef.shape)
+        state.clock[_engine.K.SCALE] = 1.0
+        _engine.K.recount_norms(state.coef, state.clock)
+
+    def _unshape_coef(self, coef, shape):
+        return np.asarray(coef, dtype=np.float64).reshape(shape)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_plan_cache", None)  # compiled objects; rebuilt on demand
+        return state
 
     # -------------------------------------------------------- bookkeeping
 
     @contextmanager
     def _unchanged_on_error(self):
-        """Restore every attribute if the block raises.
+        """Restore every attribute, and the training state, if the block raises.
 
-        Training works on copies and assigns new objects at the end, so a
-        shallow snapshot of ``__dict__`` is enough to undo a failed call.
+        Yields a list to which the block appends the :class:`_engine.Undo`
+        of every pass it runs in place; those are rolled back first (each in
+        one compiled call), then the attributes are put back.
         """
         saved = dict(self.__dict__)
         # The one object a call changes in place: a RandomState passed as
         # random_state, drawn from when a new state is seeded.
         rng = self.__dict__.get("random_state")
         rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
+        undo = []
         try:
-            yield
+            yield undo
         except BaseException:
+            for record in reversed(undo):
+                record.rollback()
             self.__dict__.clear()
             self.__dict__.update(saved)
             if rng_state is not None:
@@ -480,20 +642,21 @@ class BaseMinibatchSGD(BaseEstimator):
             raise
 
     def _commit(self, state, n_iter, curve, val_scores=None, *, incremental):
-        """Publish a finished state as fitted attributes."""
-        self._state = state
-        self.n_iter_ = n_iter
-        self.t_ = state.t
+        """Publish a finished state as fitted attributes, in one step (a
+        single dict update, so an interrupt cannot land half way)."""
+        intercept = state.avg_intercept if self._averaged(state) else state.intercept
+        published = {
+            "_state": state,
+            "n_iter_": n_iter,
+            "t_": state.t,
+            "intercept_": self._shape_intercept(intercept).astype(state.coef.dtype),
+            "loss_curve_": (self.loss_curve_ + list(curve)
+                            if incremental and hasattr(self, "loss_curve_") else list(curve)),
+        }
         if val_scores:
-            self.validation_scores_ = list(val_scores)
-            self.best_score_ = float(max(val_scores))
-        coef, intercept = self._public_weights(state)
-        dtype = state.coef.dtype
-        self._set_weights(coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False))
-        if incremental and hasattr(self, "loss_curve_"):
-            self.loss_curve_.extend(curve)  # last, in place: nothing can fail after it
-        else:
-            self.loss_curve_ = list(curve)
+            published["validation_scores_"] = list(val_scores)
+            published["best_score_"] = float(max(val_scores))
+        self.__dict__.update(published)
 
     def _init_arrays(self, n_outputs, n_features, coef_init, intercept_init):
         """Check ``coef_init`` / ``intercept_init``; fall back to warm start."""
@@ -527,3 +690,6 @@ class BaseMinibatchSGD(BaseEstimator):
                     f"{name} must be finite; got {init[bad]} at index {bad}."
                 )
         return coef_init, intercept_init
+
+
+_Plan = namedtuple("_Plan", "loss spec params rule optimal_init")

@@ -252,6 +252,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         """
         with self._unchanged_on_error():
             self._check_params()
+            self.__dict__.pop("_assigned_coef", None)
             X, y = self._validate_X(X, y, reset=True)
             check_classification_targets(y)
             classes = np.unique(y)
@@ -270,9 +271,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             state = self._new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init)
             Y = self._targets(idx, classes.size)
             self.classes_ = classes  # early stopping scores need it
-            n_iter, curve, val = self._fit_state(
-                X, Y, sw, state, self._loss_object(), stratify=y
-            )
+            n_iter, curve, val = self._fit_state(X, Y, sw, state, stratify=y)
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)
             self._commit(state, n_iter, curve, val, incremental=False)
@@ -294,7 +293,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         -------
         self : object
         """
-        with self._unchanged_on_error():
+        with self._unchanged_on_error() as undo:
             first = not hasattr(self, "classes_")
             self._check_params(for_partial_fit=True)
             fast = None if first else self._fast_Xy(X, y, numeric=False)
@@ -334,15 +333,21 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             if self.class_weight is not None:
                 sw = sw * self._class_weights(all_classes, y, for_partial_fit=True)[idx]
             n_out = self._n_outputs(all_classes.size)
-            state = (
-                self._state
-                if not first
-                else self._new_state(n_out, X.shape[1], X.dtype)
-            )
+            if first:
+                state = self._new_state(n_out, X.shape[1], X.dtype)
+            else:
+                state = self._state
+                if state.n_outputs != n_out:
+                    raise ValueError(
+                        f"multi_class={self.multi_class!r} needs {n_out} outputs for "
+                        f"{all_classes.size} classes, but this model was trained with "
+                        f"{state.n_outputs}: multi_class cannot change between "
+                        "partial_fit calls. Call fit, or set it back."
+                    )
             Y = self._targets(idx, all_classes.size)
-            new, curve = self._partial_state(X, Y, sw, state, self._loss_object())
+            curve, _ = self._partial_state(X, Y, sw, state, undo)
             self.classes_ = all_classes
-            self._commit(new, 1, curve, incremental=True)
+            self._commit(state, 1, curve, incremental=True)
         return self
 
     def _class_weights(self, classes, y, for_partial_fit):
@@ -397,21 +402,35 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             f"loss={self.loss!r}."
         )
 
-    def _set_weights(self, coef, intercept):
-        if self._multinomial() and coef.shape[0] == 2:
-            # Two classes: publish the single score difference, the binary
-            # convention (softmax of two scores = sigmoid of their difference).
-            coef = coef[1:] - coef[:1]
-            intercept = intercept[1:] - intercept[:1]
-        self.coef_ = coef
-        self.intercept_ = intercept
+    def _two_class_multinomial(self, n_outputs):
+        # Two classes: publish the single score difference, the binary
+        # convention (softmax of two scores = sigmoid of their difference).
+        return self._multinomial() and n_outputs == 2
+
+    def _shape_coef(self, coef):
+        return coef[1:] - coef[:1] if self._two_class_multinomial(coef.shape[0]) else coef
+
+    def _shape_intercept(self, intercept):
+        if self._two_class_multinomial(intercept.shape[0]):
+            return intercept[1:] - intercept[:1]
+        return intercept
+
+    def _shape_scores(self, scores):
+        if self._two_class_multinomial(scores.shape[1]):
+            return scores[:, 1:] - scores[:, :1]
+        return scores
+
+    def _unshape_coef(self, coef, shape):
+        coef = np.asarray(coef, dtype=np.float64).reshape(-1, shape[1])
+        if self._two_class_multinomial(shape[0]) and coef.shape[0] == 1:
+            return np.vstack([np.zeros_like(coef), coef])  # the same score difference
+        return coef.reshape(shape)
 
     def _is_classifier_like(self):
         return True
 
-    def _score_weights(self, coef, intercept, X, y, sample_weight):
-        scores = X @ coef.T + intercept
-        pred = self._labels_from_scores(scores)
+    def _score_scores(self, scores, y, sample_weight):
+        pred = self._labels_from_scores(self._shape_scores(scores))
         return float(np.average(pred == y, weights=sample_weight))
 
     # ------------------------------------------------------------- predicting

@@ -1,16 +1,23 @@
-"""Python side of the engine: its state, its hyper-parameters, one pass.
+"""Python side of the engine: its state, its options, one pass, and undo.
 
 The estimators never touch the compiled kernel directly; they hold an
-:class:`EngineState`, build a :class:`Hyper` once per ``fit`` /
-``partial_fit`` call and call :func:`run_pass` once per epoch or chunk.
+:class:`EngineState`, build a :class:`Hyper` and a :class:`Rule` once per
+call and call :func:`run_pass` once per epoch or chunk.
+
+A pass changes the state in place. What a failed or interrupted call needs
+to put back is recorded by an :class:`Undo`: for CSR streams a journal of
+the columns the pass changed (so a call costs what its data touches, however
+wide the model), otherwise a copy of the arrays the pass may change (a dense
+row touches every weight anyway).
 """
 
-import copy
+import warnings
 from collections import namedtuple
 
 import numba
 import numpy as np
 import scipy.sparse as sp
+from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from . import _kernels as K
 from ._smoothness import NO_DATA
@@ -18,29 +25,15 @@ from ._smoothness import NO_DATA
 # Named on the Python side for readability; the kernel gets it as an array.
 Hyper = namedtuple("Hyper", K.HYPER_FIELDS)
 
+#: The optional steps of the update rule. Each is None when off, and the
+#: pass is compiled without it (see skgd._kernels).
+Rule = namedtuple("Rule", "clip_value clip_norm momentum l1 average")
 
-def make_hyper(
-    *,
-    schedule,
-    alpha,
-    eta0,
-    power_t,
-    optimal_init,
-    penalty,
-    l1_ratio,
-    fit_intercept,
-    batch_size,
-    clip_norm,
-    clip_value,
-    average,
-    dtype,
-    curvature,
-    per_sample_floor,
-    smoothness,
-    momentum=0.0,
-    nesterov=False,
-):
-    """Build the compiled kernel's hyper-parameters (fixed Python types).
+
+def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_ratio,
+               fit_intercept, batch_size, average, dtype, curvature, per_sample_floor,
+               smoothness):
+    """Build the compiled kernel's run-time hyper-parameters.
 
     ``curvature`` is the loss's bound on its second derivative (None: no
     step cap) and ``smoothness`` the data's ``Smoothness`` tuple. The caps
@@ -48,20 +41,12 @@ def make_hyper(
     intercept are capped by their own block's smoothness, otherwise both by
     the bound on the joint one.
     """
-    if penalty == "l2":
-        l2, l1 = alpha, 0.0
-    elif penalty == "l1":
-        l2, l1 = 0.0, alpha
-    elif penalty == "elasticnet":
-        l2, l1 = alpha * (1.0 - l1_ratio), alpha * l1_ratio
-    else:
-        l2, l1 = 0.0, 0.0
+    l2, _ = penalty_strengths(penalty, alpha, l1_ratio)
     beta = curvature or 0.0
     lam_w, l_max_w, lam_b, l_max_b = smoothness
     if not per_sample_floor:
         lam_w, l_max_w = lam_b, l_max_b = lam_w + lam_b, l_max_w + l_max_b
-    average_start = float(average)  # True -> 1 (from the first sample)
-    if average_start > 0:
+    if average:
         # The lazy average cancels terms of size 1 / scale_min; keep that
         # within the precision of the weights' dtype.
         scale_min = 1e-6 if dtype == np.float64 else 1e-3
@@ -74,20 +59,36 @@ def make_hyper(
         power_t=power_t,
         optimal_init=optimal_init,
         l2=l2,
-        l1=l1,
         fit_intercept=float(fit_intercept),
         batch_size=batch_size,
-        clip_norm=clip_norm or 0.0,
-        clip_value=clip_value or 0.0,
-        average_start=average_start,
         scale_min=scale_min,
         curv_full=beta * lam_w,
         curv_max=beta * l_max_w,
         curv_b_full=beta * lam_b,
         curv_b_max=beta * l_max_b,
         cap_floor=float(bool(per_sample_floor)),
-        momentum=momentum,
-        nesterov=float(bool(nesterov)),
+    )
+
+
+def penalty_strengths(penalty, alpha, l1_ratio):
+    """``(l2, l1)`` strengths of a penalty name."""
+    if penalty == "l2":
+        return alpha, 0.0
+    if penalty == "l1":
+        return 0.0, alpha
+    if penalty == "elasticnet":
+        return alpha * (1.0 - l1_ratio), alpha * l1_ratio
+    return 0.0, 0.0
+
+
+def make_rule(*, clip_value, clip_norm, momentum, nesterov, l1, average):
+    """The :class:`Rule` of these options (plain Python floats, or None)."""
+    return Rule(
+        clip_value=float(clip_value) if clip_value else None,
+        clip_norm=float(clip_norm) if clip_norm else None,
+        momentum=(float(momentum), bool(nesterov)) if momentum > 0 else None,
+        l1=float(l1) if l1 > 0 else None,
+        average=float(average) if average else None,
     )
 
 
@@ -105,45 +106,131 @@ class EngineState:
         L1 penalty already applied to each weight (empty without L1).
     velocity, velocity_b : ndarray, float64
         Momentum of the weights and intercepts (empty without momentum).
-    clock : ndarray of shape (6,), float64
-        Scalar state; slots named in ``skgd._kernels``.
+    clock : ndarray of shape (N_CLOCK,), float64
+        Scalar state, including the tracked norms; slots named in
+        ``skgd._kernels``.
     shuffle_seed : int
         Seed of the shuffles; each pass's order depends only on it and the
         pass number, so a resumed state shuffles as the original would.
     eta : float
         Current base learning rate (the ``adaptive`` schedule lowers it).
+    version : int
+        Counts the passes applied, to know when derived values are stale.
+
+    Per-feature scratch (the kernel's column slots, the journal's marks)
+    and cached public weights are kept in ``_scratch``; they are not part of
+    the model (not pickled, rebuilt when needed).
     """
 
-    def __init__(self, n_outputs, n_features, dtype, *, average, l1, eta0, shuffle_seed,
-                 momentum=False, coef_init=None, intercept_init=None):
+    def __init__(self, n_outputs, n_features, dtype, *, shuffle_seed, eta0, coef_init=None,
+                 intercept_init=None):
         self.coef = np.zeros((n_outputs, n_features), dtype=dtype)
         if coef_init is not None:
             self.coef[...] = coef_init
         self.intercept = np.zeros(n_outputs, dtype=np.float64)
         if intercept_init is not None:
             self.intercept[...] = intercept_init
-        shape = (n_outputs, n_features)
-        self.avg_coef = np.zeros(shape if average else (0, 0), dtype=np.float64)
-        self.avg_intercept = np.zeros(n_outputs if average else 0, dtype=np.float64)
-        self.l1_applied = np.zeros(shape if l1 else (0, 0), dtype=np.float64)
-        self.velocity = np.zeros(shape if momentum else (0, 0), dtype=np.float64)
-        self.velocity_b = np.zeros(n_outputs if momentum else 0, dtype=np.float64)
+        self.avg_coef = np.zeros((0, 0))
+        self.avg_intercept = np.zeros(0)
+        self.l1_applied = np.zeros((0, 0))
+        self.velocity = np.zeros((0, 0))
+        self.velocity_b = np.zeros(0)
         self.clock = np.zeros(K.N_CLOCK, dtype=np.float64)
         self.clock[K.T] = 1.0
         self.clock[K.SCALE] = 1.0
+        if coef_init is not None:
+            K.recount_norms(self.coef, self.clock)
         self.eta = float(eta0)
         self.shuffle_seed = int(shuffle_seed)  # with clock[PASSES], seeds each shuffle
         # the data's Smoothness, running max, as a plain tuple (what skops trusts)
         self.smoothness = tuple(NO_DATA)
         self.seen_data = False  # lam_w is estimated from the first data seen
+        self.version = 0
+        self._scratch = {}
+
+    # ----------------------------------------------------------- pickling
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_scratch", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._scratch = {}
 
     def copy(self):
-        """A deep copy (training runs on a copy so a failure changes nothing)."""
-        new = copy.copy(self)
-        for name, value in vars(self).items():
-            if isinstance(value, np.ndarray):
-                setattr(new, name, value.copy())
+        """A deep copy (arrays copied, scratch not shared)."""
+        new = EngineState.__new__(EngineState)
+        new.__setstate__({name: value.copy() if isinstance(value, np.ndarray) else value
+                          for name, value in self.__getstate__().items()})
         return new
+
+    # ------------------------------------------------------------ layout
+
+    @property
+    def n_outputs(self):
+        return self.coef.shape[0]
+
+    @property
+    def n_features(self):
+        return self.coef.shape[1]
+
+    def conform(self, rule):
+        """Give the state the arrays ``rule`` will write, of the right shapes.
+
+        An option switched on between ``partial_fit`` calls starts from
+        now: averaging averages the steps from this call on, momentum starts
+        at zero velocity, the L1 ledger starts empty (with the cumulative
+        penalty counted from now). An option switched off drops its arrays.
+        The compiled pass is only ever given arrays of the shapes it writes.
+        """
+        shape = self.coef.shape
+        n_out = shape[0]
+
+        def want(on, name, full):
+            current = getattr(self, name)
+            if on and current.shape != full:
+                setattr(self, name, np.zeros(full))
+                return True
+            if not on and current.size:
+                setattr(self, name, np.zeros((0,) * current.ndim))
+            return False
+
+        if want(rule.average is not None, "avg_coef", shape):
+            self.avg_intercept = np.zeros(n_out)
+            self.clock[K.AVG_B] = self.clock[K.AVG_N] = self.clock[K.AVG_CHECK] = 0.0
+        if rule.average is None:
+            self.avg_intercept = np.zeros(0)
+        if want(rule.l1 is not None, "l1_applied", shape):
+            self.clock[K.L1_U] = 0.0
+        if want(rule.momentum is not None, "velocity", shape):
+            self.velocity_b = np.zeros(n_out)
+        if rule.momentum is None:
+            self.velocity_b = np.zeros(0)
+
+    def arrays(self):
+        """The state tuple the kernel takes (with its column-slot scratch).
+
+        Every array is made C-ordered and writable first (a model loaded
+        read-only, e.g. memory-mapped, trains on its own copy)."""
+        for name in ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied",
+                     "velocity", "velocity_b", "clock"):
+            value = getattr(self, name)
+            if not (value.flags.c_contiguous and value.flags.writeable and value.flags.aligned):
+                setattr(self, name, np.require(value, requirements=("C", "W", "A")))
+        slot = self._scratch.get("slot")
+        if slot is None:
+            slot = self._scratch["slot"] = np.full(self.n_features, -1, dtype=np.int32)
+        return (self.coef, self.intercept, self.avg_coef, self.avg_intercept, self.l1_applied,
+                self.velocity, self.velocity_b, self.clock, slot)
+
+    def drop_scratch(self):
+        """Forget the scratch (after a pass that failed half way, whose marks
+        may not have been cleared)."""
+        self._scratch = {}
+
+    # ----------------------------------------------------------- reading
 
     @property
     def t(self):
@@ -154,27 +241,81 @@ class EngineState:
         """The current (not averaged) weights and intercepts."""
         return self.coef * self.clock[K.SCALE], self.intercept.copy()
 
+    def averaging(self):
+        """Whether averaged weights exist (averaging on and begun)."""
+        return self.avg_coef.size > 0 and self.clock[K.AVG_N] > 0
+
     def averaged_weights(self):
         """Averaged weights and intercepts, or None before averaging began."""
-        n = self.clock[K.AVG_N]
-        if self.avg_coef.size == 0 or n == 0:
+        if not self.averaging():
             return None
+        n = self.clock[K.AVG_N]
         coef = (self.avg_coef + self.clock[K.AVG_B] * self.coef) / n
         return coef, self.avg_intercept.copy()
+
+    def scores(self, X, averaged):
+        """``X @ W.T`` for the current or averaged weights, intercepts left
+        out, without forming the weights: it costs the non-zeros of X."""
+        if averaged:
+            n = self.clock[K.AVG_N]
+            return (_dot(X, self.avg_coef) + self.clock[K.AVG_B] * _dot(X, self.coef)) / n
+        return self.clock[K.SCALE] * _dot(X, self.coef)
+
+    def penalty(self, l2, l1):
+        """``l2 / 2 * ||w||^2 + l1 * |w|_1`` from the tracked norms."""
+        scale = self.clock[K.SCALE]
+        sq = max(self.clock[K.SQ_NORM], 0.0)
+        ab = max(self.clock[K.ABS_NORM], 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(0.5 * l2 * scale * scale * sq + l1 * scale * ab)
 
     def see_data(self, chunk):
         """Fold a chunk's ``Smoothness`` into the running maximum (the caps
         only tighten)."""
         self.smoothness = tuple(map(max, self.smoothness, chunk))
 
-    def is_finite(self):
-        """Whether every state array is finite: a finite coef with overflowed
-        averaging sums would still publish non-finite averaged weights."""
-        return all(
-            np.isfinite(value).all()
-            for value in vars(self).values()
-            if isinstance(value, np.ndarray)
-        )
+    def is_finite(self, full=False):
+        """Whether the state is finite.
+
+        The clock tracks ``sum(coef**2)`` and the changes to the averaging
+        sums, so a weight that overflowed shows there: the check costs the
+        number of outputs. ``full=True`` scans every array instead.
+        """
+        if full:
+            arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+        else:
+            arrays = [self.clock, self.intercept, self.avg_intercept, self.velocity_b]
+            if self.velocity.size:  # momentum: every weight moved anyway
+                arrays.append(self.velocity)
+        return all(np.isfinite(a).all() for a in arrays)
+
+    def fold_if_small(self, scale_min):
+        """Fold the lazy scale after a journaled pass that was not allowed to."""
+        if self.clock[K.SCALE] < scale_min:
+            K.fold_scale(self.coef, self.clock, self.avg_coef)
+
+
+def _dot(X, W):
+    """``X @ W.T`` as a dense (n_samples, n_outputs) array, never copying W
+    (sparse X times a transposed W would copy it whole)."""
+    if not sp.issparse(X):
+        return X @ W.T
+    return np.column_stack([X @ w for w in W]) if W.shape[0] else np.zeros((X.shape[0], 0))
+
+
+_BUILTIN_BY_FUNCTIONS = {(value, deriv): name
+                         for name, (value, deriv, _) in K.BUILTIN_LOSSES.items()}
+
+
+def loss_spec(loss):
+    """How the kernel calls ``loss``: a :class:`~skgd._kernels.BuiltinLoss`
+    token when its functions are a built-in loss's (inlined), otherwise its
+    compiled C function pointers."""
+    cls = type(loss)
+    name = _BUILTIN_BY_FUNCTIONS.get((cls.loss, cls.dloss))
+    if name is not None:
+        return K.BuiltinLoss(name)
+    return loss.compiled()
 
 
 def as_dataset(X):
@@ -184,71 +325,197 @@ def as_dataset(X):
     return (X,)
 
 
+# ----------------------------------------------------------------- undo
+
+
+class Undo:
+    """What a pass changed, to put it back if the call fails.
+
+    Created before anything changes: it keeps the small arrays (intercepts,
+    clock, averaged intercepts, velocity of the intercepts) and the
+    references of the per-feature arrays, which :meth:`EngineState.conform`
+    may replace. :meth:`prepare` then either copies the per-feature arrays
+    whole (dense data, momentum, or a pass that folds the lazy scale) or
+    gives the pass a journal in which the kernel records each column the
+    first time it changes it (CSR streams): then a call costs what its data
+    touches, however wide the model.
+    """
+
+    _PER_FEATURE = ("coef", "avg_coef", "l1_applied", "velocity")
+    _SMALL = ("intercept", "avg_intercept", "velocity_b", "clock")
+
+    def __init__(self, state):
+        self.state = state
+        self.small = {name: getattr(state, name).copy() for name in self._SMALL}
+        self.refs = {name: getattr(state, name) for name in self._PER_FEATURE}
+        self.scalars = (state.eta, state.smoothness, state.seen_data, state.version)
+        self.journal = None
+        self.full = None
+
+    def prepare(self, X, rows, hyper, rule):
+        """Choose the journal or a full copy for a pass over ``X[rows]``."""
+        state = self.state
+        if (sp.issparse(X) and rule.momentum is None
+                and not K.pass_would_fold(state.clock, np.asarray(hyper, dtype=np.float64),
+                                          rows.size)):
+            self.journal = _new_journal(state, X, rows)
+        else:
+            self.full = {name: getattr(state, name).copy() for name in self._PER_FEATURE}
+
+    def rollback(self):
+        """Put the state back as it was before the pass."""
+        state = self.state
+        if self.journal is not None:
+            K.journal_undo(self.journal, state.coef, state.avg_coef, state.l1_applied)
+        for name, value in (self.full or self.refs).items():
+            setattr(state, name, value)
+        for name, value in self.small.items():
+            setattr(state, name, value)
+        state.eta, state.smoothness, state.seen_data, state.version = self.scalars
+        state.drop_scratch()
+
+
+def _new_journal(state, X, rows):
+    """Journal arrays for a pass over ``X[rows]``: one record per non-zero
+    the rows hold (see ``skgd._kernels.journal_row``)."""
+    n_out = state.coef.shape[0]
+    nnz = int(X.indptr[-1] - X.indptr[0]) if rows.size == X.shape[0] else int(
+        np.diff(X.indptr)[rows].sum())
+    return (
+        np.empty(nnz, dtype=np.int64),
+        np.empty((n_out, nnz), dtype=state.coef.dtype),
+        np.empty((n_out, nnz if state.avg_coef.size else 0)),
+        np.empty((n_out, nnz if state.l1_applied.size else 0)),
+        np.zeros(1, dtype=np.int64),
+    )
+
+
+# ----------------------------------------------------------------- a pass
+
+
+def batch_capacity(X, rows, batch_size):
+    """At least the number of distinct columns one batch of ``X[rows]`` touches."""
+    n_features = X.shape[1]
+    if not sp.issparse(X):
+        return n_features
+    lengths = np.diff(X.indptr)
+    if rows.size != X.shape[0]:
+        lengths = lengths[rows]
+    longest = int(lengths.max(initial=0))
+    return max(1, min(n_features, batch_size * longest, int(lengths.sum())))
+
+
 # Compiled entry points of sgd_pass by argument-type key. numba's dispatcher
-# types every argument on every call (about 15 us here); a streaming
-# partial_fit on 100 rows costs not much more than that in total. Only the
-# arrays that come from the caller (the data, targets, weights, row order)
-# and the loss vary in type between calls; the state arrays are the engine's
-# own, always C-ordered, writable, of fixed dtypes. So this key determines
-# the compiled specialization.
+# types every argument on every call (tens of microseconds here); a streaming
+# partial_fit on 100 rows costs not much more than that in total. The state
+# arrays are the engine's own (C-ordered, writable, of fixed dtypes and
+# dimensions), so only the caller's arrays, the loss and which optional steps
+# are on can change the compiled specialization: that is the key.
 _ENTRY_POINTS = {}
 
 
-def _type_key(arrays, coef, loss_fn, loss_params):
+def _type_key(arrays, coef, loss_spec, loss_params, rule, journal):
     layout = tuple((a.dtype.str, a.ndim, a.flags.c_contiguous, a.flags.writeable,
                     a.flags.aligned) for a in arrays)
-    return layout, coef.dtype.str, id(loss_fn), len(loss_params)
+    loss_key = loss_spec.name if isinstance(loss_spec, K.BuiltinLoss) else id(loss_spec[0])
+    return (layout, coef.dtype.str, loss_key, len(loss_params),
+            tuple(v is None for v in rule), rule.momentum is not None and rule.momentum[1],
+            journal is None)
 
 
 def _call_kernel(args, key):
     entry = _ENTRY_POINTS.get(key)
     if entry is not None:
         return entry(*args)
-    result = K.sgd_pass(*args)  # types the arguments and compiles if needed
+    with warnings.catch_warnings():
+        # user losses are C function pointers, which numba calls "experimental"
+        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
+        result = K.sgd_pass(*args)  # types the arguments and compiles if needed
     overload = K.sgd_pass.overloads.get(tuple(numba.typeof(a) for a in args))
     if overload is not None:
         _ENTRY_POINTS[key] = overload.entry_point
     return result
 
 
-def run_pass(state, X, Y, sample_weight, rows, hyper, loss, shuffle):
-    """One compiled pass over ``rows`` (shuffled if ``shuffle``); returns the
-    summed weighted and unweighted losses (see ``sgd_pass``)."""
-    loss_fn, dloss_fn = loss.compiled()
-    data = as_dataset(X)
-    params = loss.params()
-    order = rows.copy() if shuffle else rows
-    args = (
-        data,
-        Y,
-        sample_weight,
-        order,
-        state.shuffle_seed if shuffle else -1,
-        state.coef,
-        state.intercept,
-        state.avg_coef,
-        state.avg_intercept,
-        state.l1_applied,
-        state.velocity,
-        state.velocity_b,
-        state.clock,
-        np.asarray(hyper, dtype=np.float64),
-        loss_fn,
-        dloss_fn,
-        params,
-    )
-    key = _type_key(data + (Y, sample_weight, order), state.coef, loss_fn, params)
-    return _call_kernel(args, key)
+class Pass:
+    """One compiled pass over ``X[rows]``, prepared once and run per epoch.
+
+    Preparing checks the state against the input and the rule (cheaply,
+    so the compiled pass never writes outside an array it was given) and
+    works out everything an epoch does not change: the per-epoch cost in
+    Python is a few microseconds.
+
+    The state must already :meth:`~EngineState.conform` to ``rule``.
+    """
+
+    def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
+                 shuffle, journal=None):
+        _check_layout(state, X, Y, sample_weight, rows, rule)
+        self.state = state
+        self.rows = rows
+        self.shuffle = shuffle
+        self.order = rows.copy() if shuffle else rows
+        data = as_dataset(X)
+        cap = batch_capacity(X, rows, int(hyper.batch_size))
+        self.report = np.zeros(4)
+        self.args = [data, Y, sample_weight, self.order, state.shuffle_seed if shuffle else -1,
+                     state.arrays(), np.asarray(hyper, dtype=np.float64), loss_spec,
+                     loss_params, rule, journal, cap, self.report]
+        self.key = _type_key(data + (Y, sample_weight, self.order), state.coef, loss_spec,
+                             loss_params, rule, journal)
+
+    def set_eta0(self, eta0):
+        """Lower the base rate (the 'adaptive' schedule)."""
+        self.args[6][K.H_ETA0] = eta0
+
+    def run(self):
+        """Run the pass; returns the summed weighted and unweighted losses
+        (see ``sgd_pass``)."""
+        if self.shuffle:  # each pass shuffles the rows afresh, from (seed, pass)
+            self.order[:] = self.rows
+        result = _call_kernel(tuple(self.args), self.key)
+        self.state.version += 1
+        return result
+
+    def loss_failure(self):
+        """``(score, target, output)`` where a user's loss first gave a
+        non-finite value or raised, or None."""
+        if self.report[0] == 0.0:
+            return None
+        return float(self.report[1]), float(self.report[2]), int(self.report[3])
 
 
-def penalty_value(coef, alpha, penalty, l1_ratio):
-    """The regulariser ``alpha * R(w)`` of scikit-learn's SGD objective."""
-    if penalty is None:
-        return 0.0
-    sq = 0.5 * float(np.dot(coef.ravel(), coef.ravel()))
-    ab = float(np.abs(coef).sum())
-    if penalty == "l2":
-        return alpha * sq
-    if penalty == "l1":
-        return alpha * ab
-    return alpha * ((1.0 - l1_ratio) * sq + l1_ratio * ab)
+def run_pass(prepared):
+    """Run a prepared :class:`Pass` (the one place training enters the
+    compiled code)."""
+    return prepared.run()
+
+
+def _check_layout(state, X, Y, sample_weight, rows, rule):
+    """The promises the compiled pass relies on, checked in O(outputs)."""
+    n_out, n_features = state.coef.shape
+    full = (n_out, n_features)
+    problems = []
+    if X.shape[1] != n_features:
+        problems.append(f"X has {X.shape[1]} columns, the model {n_features}")
+    if Y.shape[0] != X.shape[0] or sample_weight.shape[0] != X.shape[0]:
+        problems.append("targets or weights do not match the rows of X")
+    if Y.shape[1] not in (1, n_out):
+        problems.append(f"targets have {Y.shape[1]} columns for {n_out} outputs")
+    if rows.size and (rows[0] < 0 or rows[-1] >= X.shape[0]):
+        problems.append("rows out of range")
+    expected = {
+        "intercept": (n_out,),
+        "avg_coef": full if rule.average is not None else (0, 0),
+        "avg_intercept": (n_out,) if rule.average is not None else (0,),
+        "l1_applied": full if rule.l1 is not None else (0, 0),
+        "velocity": full if rule.momentum is not None else (0, 0),
+        "velocity_b": (n_out,) if rule.momentum is not None else (0,),
+        "clock": (K.N_CLOCK,),
+    }
+    for name, shape in expected.items():
+        if getattr(state, name).shape != shape:
+            problems.append(f"{name} has shape {getattr(state, name).shape}, not {shape}")
+    if problems:
+        raise RuntimeError("skgd engine: state and input do not match ("
+                           + "; ".join(problems) + "). This is a bug in skgd.")

@@ -1,23 +1,34 @@
 """The compiled minibatch SGD pass (numba).
 
 One call of :func:`sgd_pass` runs every minibatch of one epoch (or of one
-``partial_fit`` chunk): scores, loss derivatives, weight decay, gradient
-clipping, the gradient step, the L1 penalty, averaging and the clock. No
-Python runs per minibatch.
+``partial_fit`` chunk). A minibatch is a chain of small named steps, in the
+spirit of optax's ``chain``::
+
+    scores and loss derivatives -> L2 decay -> gradient -> clip by value
+    -> clip by global norm -> step (plain or momentum) -> L1 -> average
+
+Each step that can be switched off is an ``overload`` chosen when the pass is
+compiled: an option that is off arrives as ``None`` and its step compiles to
+nothing, so the per-row loop of a plain run carries no branch for clipping,
+momentum, L1, averaging or the undo journal. Built-in losses arrive as a
+:class:`BuiltinLoss` token and are inlined into the loop; a user's loss
+arrives as a pair of C function pointers (one compiled pass serves every user
+loss, and numba's disk cache keeps working).
 
 Data layouts
 ------------
 ``X`` is a *dataset tuple*: ``(array2d,)`` for dense C-ordered rows, or
 ``(data, indices, indptr)`` for CSR (int32 or int64 indices). The row helpers
-below are ``overload``-ed on that tuple, so one kernel source serves both.
+are ``overload``-ed on that tuple, so one kernel source serves both.
 
 Weights
 -------
-``coef`` has shape ``(n_outputs, n_features)``: one row per output (one per
-class for one-vs-rest, one for binary and regression problems), so all
-classes train in the same pass. The real weights are ``scale * coef``:
-L2 weight decay multiplies ``scale`` only, which keeps a sparse step as cheap
-as the non-zeros it touches (Shalev-Shwartz et al. 2007, Bottou 2010).
+``coef`` has shape ``(n_outputs, n_features)``: one row per output, so all
+classes train in the same pass. The real weights are ``scale * coef``: L2
+weight decay multiplies ``scale`` only, which keeps a sparse step as cheap as
+the non-zeros it touches (Shalev-Shwartz et al. 2007, Bottou 2010). The
+clock keeps ``sum(coef ** 2)`` and ``sum(|coef|)`` up to date as weights
+change, so the penalty and the divergence check never scan all weights.
 
 Averaging (ASGD, Polyak & Juditsky 1992) is lazy too: the sum of the weights
 since averaging began is ``avg_coef + clock[AVG_B] * coef``. A step that
@@ -27,6 +38,19 @@ changes ``coef[k, j]`` by ``delta`` subtracts ``clock[AVG_B] * delta`` from
 L1 uses the cumulative penalty of Tsuruoka, Tsujii & Ananiadou (2009): each
 touched weight is pulled towards zero by the penalty it has not received yet,
 clipped at zero, which produces exact zeros.
+
+Cost
+----
+A pass costs the non-zeros it reads plus the number of outputs: scratch
+space is sized by the largest minibatch's non-zeros, the columns a batch
+touches are tracked in the state's persistent ``slot`` array (reset after
+every batch), and an undo journal (CSR streams) records each column the first
+row it reads (undone in reverse order, so it needs no per-column marks).
+Only momentum (every weight moves with its
+velocity) and folding the lazy scale touch every weight.
+
+(Everything ``sgd_pass`` calls lives in this file: numba's disk cache only
+sees changes to the file of the function it caches.)
 """
 
 import numba
@@ -34,8 +58,17 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.extending import (
+    NativeValue,
+    intrinsic,
+    models,
+    overload,
+    register_model,
+    typeof_impl,
+    unbox,
+)
 
+from . import losses as L
 from .schedules import INVSCALING, OPTIMAL
 
 # Slots of the float64 ``clock`` array (the engine's scalar state).
@@ -45,42 +78,94 @@ L1_U = 2  # total L1 penalty each weight could have received so far
 AVG_B = 3  # coefficient of coef in the lazy sum of averaged weights
 AVG_N = 4  # number of steps averaged so far
 PASSES = 5  # passes run so far (seeds each pass's shuffle)
-N_CLOCK = 6
+SQ_NORM = 6  # sum of coef ** 2 (unscaled), kept up to date
+ABS_NORM = 7  # sum of |coef| (unscaled), kept up to date
+AVG_CHECK = 8  # sum of |changes| to avg_coef: non-finite once any overflowed
+N_CLOCK = 9
 
-# The hyper-parameters travel as one float64 array (cheap for numba to
-# dispatch on); these are its slots, in order.
+# The run-time hyper-parameters travel as one float64 array (cheap for numba
+# to dispatch on); these are its slots, in order.
 HYPER_FIELDS = (
     "schedule",  # a code from skgd.schedules
     "alpha",  # used by the 'optimal' schedule
     "eta0",  # current base rate (lowered by 'adaptive')
     "power_t",
-    "optimal_init",  # offset t0 of 'optimal', already scaled for the batch size
+    "optimal_init",  # offset t0 of 'optimal'
     "l2",  # L2 strength alpha * (1 - l1_ratio), 0 if none
-    "l1",  # L1 strength alpha * l1_ratio, 0 if none
     "fit_intercept",  # 1 or 0
     "batch_size",
-    "clip_norm",  # 0 = off
-    "clip_value",  # 0 = off
-    "average_start",  # sample count where averaging starts, 0 = off
     "scale_min",  # when to fold the lazy L2 scale into coef
     "curv_full",  # curvature * lam: weights' step cap 1 / (curv_full + curv_max / m)
     "curv_max",  # curvature * l_max; 0 = no cap (lam, l_max: see make_hyper)
     "curv_b_full",  # the same two for the intercepts' step (skgd._smoothness)
     "curv_b_max",
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
-    "momentum",  # 0 = plain SGD
-    "nesterov",  # 1 = Nesterov's form of momentum
 )
-(H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_L1, H_FIT_INTERCEPT,
- H_BATCH_SIZE, H_CLIP_NORM, H_CLIP_VALUE, H_AVERAGE_START, H_SCALE_MIN, H_CURV_FULL,
- H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX, H_CAP_FLOOR, H_MOMENTUM,
- H_NESTEROV) = range(len(HYPER_FIELDS))
+(H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_FIT_INTERCEPT,
+ H_BATCH_SIZE, H_SCALE_MIN, H_CURV_FULL, H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX,
+ H_CAP_FLOOR) = range(len(HYPER_FIELDS))
 
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
 # Rows are visited in a random order, so each one is a cache miss the CPU
 # cannot predict; fetching a few rows ahead overlaps those misses with work.
-LOOKAHEAD = 4
+# The weights a sparse row reads are fetched once its indices have arrived,
+# WEIGHTS_AHEAD rows ahead.
+LOOKAHEAD = 8
+WEIGHTS_AHEAD = 2
+
+
+# ------------------------------------------------------- built-in loss tokens
+
+
+class BuiltinLoss:
+    """A compile-time token naming a built-in loss: the pass compiled for it
+    calls the loss's functions directly, so LLVM inlines them."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"BuiltinLoss({self.name!r})"
+
+
+class BuiltinLossType(types.Dummy):
+    """numba type of a :class:`BuiltinLoss`; the name is part of the type."""
+
+    def __init__(self, loss_name):
+        self.loss_name = loss_name
+        super().__init__(name=f"BuiltinLoss({loss_name})")
+
+
+@typeof_impl.register(BuiltinLoss)
+def _typeof_builtin_loss(val, c):
+    return BuiltinLossType(val.name)
+
+
+register_model(BuiltinLossType)(models.OpaqueModel)
+
+
+@unbox(BuiltinLossType)
+def _unbox_builtin_loss(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
+
+
+#: name -> (value, derivative, multiclass) of every built-in loss
+BUILTIN_LOSSES = {
+    "hinge": (L._hinge, L._dhinge, False),
+    "squared_hinge": (L._squared_hinge, L._dsquared_hinge, False),
+    "log": (L._log, L._dlog, False),
+    "modified_huber": (L._modified_huber, L._dmodified_huber, False),
+    "squared_error": (L._squared_error, L._dsquared_error, False),
+    "huber": (L._huber, L._dhuber, False),
+    "epsilon_insensitive": (L._epsilon_insensitive, L._depsilon_insensitive, False),
+    "squared_epsilon_insensitive": (L._squared_epsilon_insensitive,
+                                    L._dsquared_epsilon_insensitive, False),
+    "softmax": (L._softmax_loss, L._dsoftmax_loss, True),
+    "multiclass_hinge": (L._multiclass_hinge, L._dmulticlass_hinge, True),
+}
 
 
 # ------------------------------------------------------------ prefetching
@@ -109,6 +194,24 @@ def prefetch(typingctx, arr, idx):
     return sig, codegen
 
 
+@intrinsic
+def data_pointer(typingctx, arr):
+    """The address of ``arr``'s first element, as a typed C pointer (to hand a
+    score vector to a compiled multiclass loss)."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = types.CPointer(arr.dtype)(arr)
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+    return sig, codegen
+
+
+def _dense(X):
+    return len(X) == 1
+
+
 # --------------------------------------------------------------- row helpers
 
 
@@ -118,7 +221,7 @@ def row_dot(X, i, w):
 
 @overload(row_dot, jit_options=_JIT)
 def _row_dot(X, i, w):
-    if len(X) == 1:
+    if _dense(X):
 
         def impl(X, i, w):
             x = X[0][i]
@@ -139,74 +242,96 @@ def _row_dot(X, i, w):
     return impl
 
 
-def row_axpy(X, i, c, w):
-    """``w += c * X[i]`` (compiled; dense or CSR)."""
+def row_update(X, i, c, w):
+    """``w += c * X[i]``; returns the changes of ``sum(w**2)`` and ``sum(|w|)``."""
 
 
-@overload(row_axpy, jit_options=_JIT)
-def _row_axpy(X, i, c, w):
-    if len(X) == 1:
+@overload(row_update, jit_options=_JIT)
+def _row_update(X, i, c, w):
+    if _dense(X):
 
         def impl(X, i, c, w):
             x = X[0][i]
+            dsq = 0.0
+            dab = 0.0
             for j in range(x.shape[0]):
-                w[j] += c * x[j]
+                old = w[j]
+                new = old + c * x[j]
+                w[j] = new
+                dsq += new * new - old * old
+                dab += abs(new) - abs(old)
+            return dsq, dab
 
     else:
 
         def impl(X, i, c, w):
             data, indices, indptr = X
+            dsq = 0.0
+            dab = 0.0
             for jj in range(indptr[i], indptr[i + 1]):
-                w[indices[jj]] += c * data[jj]
+                j = indices[jj]
+                old = w[j]
+                new = old + c * data[jj]
+                w[j] = new
+                dsq += new * new - old * old
+                dab += abs(new) - abs(old)
+            return dsq, dab
 
     return impl
 
 
-@intrinsic
-def data_pointer(typingctx, arr):
-    """The address of ``arr``'s first element, as a typed C pointer (to hand a
-    score vector to a compiled multiclass loss)."""
-    if not isinstance(arr, types.Array):
-        return None
-    sig = types.CPointer(arr.dtype)(arr)
-
-    def codegen(context, builder, signature, args):
-        return context.make_array(signature.args[0])(context, builder, args[0]).data
-
-    return sig, codegen
+def row_axpy(X, i, c, w):
+    """``w += c * X[i]``; returns ``sum(|c * X[i]|)``."""
 
 
-def row_derivatives(loss, dloss, loss_params, scores, Y, i, out):
-    """Loss of row ``i`` at ``scores`` and its derivatives into ``out``.
+@overload(row_axpy, jit_options=_JIT)
+def _row_axpy(X, i, c, w):
+    if _dense(X):
 
-    Scalar losses (one-vs-rest, binary, regression) apply to each output with
-    its own target ``Y[i, k]``; multiclass losses take the whole score vector
-    and the class index ``Y[i, 0]``. Chosen at compile time from the loss's
-    function type (see skgd.losses).
-    """
-
-
-@overload(row_derivatives, jit_options=_JIT)
-def _row_derivatives(loss, dloss, loss_params, scores, Y, i, out):
-    signature = loss.signature() if callable(loss.signature) else loss.signature
-    if isinstance(signature.args[0], types.CPointer):
-
-        def impl(loss, dloss, loss_params, scores, Y, i, out):
-            k = scores.shape[0]
-            y = np.int64(Y[i, 0])
-            value = loss(data_pointer(scores), k, y, *loss_params)
-            dloss(data_pointer(scores), k, y, data_pointer(out), *loss_params)
-            return value
+        def impl(X, i, c, w):
+            x = X[0][i]
+            moved = 0.0
+            for j in range(x.shape[0]):
+                d = c * x[j]
+                w[j] += d
+                moved += abs(d)
+            return moved
 
     else:
 
-        def impl(loss, dloss, loss_params, scores, Y, i, out):
-            value = 0.0
-            for k in range(scores.shape[0]):
-                y = Y[i, k]
-                value += loss(scores[k], y, *loss_params)
-                out[k] = dloss(scores[k], y, *loss_params)
-            return value
+        def impl(X, i, c, w):
+            data, indices, indptr = X
+            moved = 0.0
+            for jj in range(indptr[i], indptr[i + 1]):
+                d = c * data[jj]
+                w[indices[jj]] += d
+                moved += abs(d)
+            return moved
+
+    return impl
+
+
+def row_gather_axpy(X, i, c, slot, g):
+    """``g[slot[j]] += c * X[i, j]``: a row into a batch's compact gradient."""
+
+
+@overload(row_gather_axpy, jit_options=_JIT)
+def _row_gather_axpy(X, i, c, slot, g):
+    if _dense(X):
+
+        def impl(X, i, c, slot, g):
+            x = X[0][i]
+            for j in range(x.shape[0]):
+                if x[j] != 0.0:
+                    g[slot[j]] += c * x[j]
+
+    else:
+
+        def impl(X, i, c, slot, g):
+            data, indices, indptr = X
+            for jj in range(indptr[i], indptr[i + 1]):
+                if data[jj] != 0.0:
+                    g[slot[indices[jj]]] += c * data[jj]
 
     return impl
 
@@ -217,7 +342,7 @@ def prefetch_row(X, i):
 
 @overload(prefetch_row, jit_options=_JIT)
 def _prefetch_row(X, i):
-    if len(X) == 1:
+    if _dense(X):
 
         def impl(X, i):
             x = X[0][i]
@@ -236,8 +361,29 @@ def _prefetch_row(X, i):
     return impl
 
 
-def mark_row(X, i, mark, touched, n_touched):
-    """Add the columns where row ``i`` is non-zero to ``touched``; return its length.
+def prefetch_weights(X, i, coef):
+    """Prefetch the weights row ``i`` will read (CSR: scattered over a model
+    that may be far larger than the cache; dense rows read every weight
+    in order, which the CPU prefetches by itself)."""
+
+
+@overload(prefetch_weights, jit_options=_JIT)
+def _prefetch_weights(X, i, coef):
+    if _dense(X):
+        return lambda X, i, coef: None
+
+    def impl(X, i, coef):
+        data, indices, indptr = X
+        for jj in range(indptr[i], indptr[i + 1]):
+            for k in range(coef.shape[0]):
+                prefetch(coef[k], indices[jj])
+
+    return impl
+
+
+def mark_row(X, i, slot, touched, n_touched):
+    """Give each column where row ``i`` is non-zero a slot in the batch's
+    compact gradient (``slot[j]``, listed in ``touched``); return the count.
 
     Dense and CSR rows mark the same columns, so the lazy L1 penalty and
     clipping act identically on both layouts.
@@ -245,26 +391,26 @@ def mark_row(X, i, mark, touched, n_touched):
 
 
 @overload(mark_row, jit_options=_JIT)
-def _mark_row(X, i, mark, touched, n_touched):
-    if len(X) == 1:
+def _mark_row(X, i, slot, touched, n_touched):
+    if _dense(X):
 
-        def impl(X, i, mark, touched, n_touched):
+        def impl(X, i, slot, touched, n_touched):
             x = X[0][i]
             for j in range(x.shape[0]):
-                if x[j] != 0 and not mark[j]:
-                    mark[j] = True
+                if x[j] != 0 and slot[j] < 0:
+                    slot[j] = n_touched
                     touched[n_touched] = j
                     n_touched += 1
             return n_touched
 
     else:
 
-        def impl(X, i, mark, touched, n_touched):
+        def impl(X, i, slot, touched, n_touched):
             data, indices, indptr = X
             for jj in range(indptr[i], indptr[i + 1]):
                 j = indices[jj]
-                if data[jj] != 0 and not mark[j]:
-                    mark[j] = True
+                if data[jj] != 0 and slot[j] < 0:
+                    slot[j] = n_touched
                     touched[n_touched] = j
                     n_touched += 1
             return n_touched
@@ -272,9 +418,94 @@ def _mark_row(X, i, mark, touched, n_touched):
     return impl
 
 
-# ------------------------------------------------------ small transformations
-# (Everything sgd_pass calls lives in this file: numba's disk cache only sees
-# changes to the file of the function it caches.)
+# ------------------------------------------------------------ loss derivatives
+
+
+def loss_derivatives(loss, params, scores, Y, i, out, report):
+    """Loss of row ``i`` at ``scores``; its derivatives into ``out``.
+
+    Scalar losses (one-vs-rest, binary, regression) apply to each output with
+    its own target ``Y[i, k]``; multiclass losses take the whole score vector
+    and the class index ``Y[i, 0]``. Built-in losses are called directly
+    (inlined); a user's loss through its C function pointers, and the first
+    non-finite value it gives (an exception inside it gives NaN, see
+    ``skgd.losses``) is reported as ``report = [1, score, target, output]``.
+    """
+
+
+def _report(report, value, deriv, p, y, k):
+    """Record the first non-finite value of a user's loss."""
+
+
+@overload(_report, jit_options=_JIT)
+def _report_impl(report, value, deriv, p, y, k):
+    def impl(report, value, deriv, p, y, k):
+        if report[0] == 0.0 and not (np.isfinite(value) and np.isfinite(deriv)):
+            report[0] = 1.0
+            report[1] = p
+            report[2] = y
+            report[3] = k
+
+    return impl
+
+
+@overload(loss_derivatives, jit_options=_JIT)
+def _loss_derivatives(loss, params, scores, Y, i, out, report):
+    if isinstance(loss, BuiltinLossType):
+        value_fn, deriv_fn, multiclass = BUILTIN_LOSSES[loss.loss_name]
+        if multiclass:
+
+            def impl(loss, params, scores, Y, i, out, report):
+                y = np.int64(Y[i, 0])
+                deriv_fn(scores, y, out, *params)
+                return value_fn(scores, y, *params)
+
+        else:
+
+            def impl(loss, params, scores, Y, i, out, report):
+                value = 0.0
+                for k in range(scores.shape[0]):
+                    y = Y[i, k]
+                    value += value_fn(scores[k], y, *params)
+                    out[k] = deriv_fn(scores[k], y, *params)
+                return value
+
+        return impl
+
+    value_t = loss[0]
+    signature = value_t.signature() if callable(value_t.signature) else value_t.signature
+    if isinstance(signature.args[0], types.CPointer):  # a user's MulticlassLoss
+
+        def impl(loss, params, scores, Y, i, out, report):
+            k = scores.shape[0]
+            y = np.int64(Y[i, 0])
+            loss[1](data_pointer(scores), k, y, data_pointer(out), *params)
+            value = loss[0](data_pointer(scores), k, y, *params)
+            deriv = 0.0
+            total = 0.0  # finite when every score is
+            for c in range(k):
+                deriv += out[c]
+                total += scores[c]
+            _report(report, value, deriv, total, y, -1)
+            return value
+
+    else:
+
+        def impl(loss, params, scores, Y, i, out, report):
+            value = 0.0
+            for k in range(scores.shape[0]):
+                y = Y[i, k]
+                v = loss[0](scores[k], y, *params)
+                d = loss[1](scores[k], y, *params)
+                _report(report, v, d, scores[k], y, k)
+                value += v
+                out[k] = d
+            return value
+
+    return impl
+
+
+# ------------------------------------------------------------ the schedule
 
 
 @numba.njit(**_JIT)
@@ -299,6 +530,51 @@ def minibatch_step(rate, m, curv_full, curv_max, floor):
         if floor:
             eta = max(eta, rate)
     return eta
+
+
+@numba.njit(**_JIT)
+def step_sizes(hyper, t, m):
+    """Step sizes ``(eta, eta_b)`` of the weights and the intercepts for a
+    batch of ``m`` rows starting at sample count ``t``: ``m`` per-sample
+    steps at the batch's middle sample, each block under its own cap
+    (skgd._smoothness)."""
+    rate = learning_rate(hyper, t + 0.5 * (m - 1))
+    floor = hyper[H_CAP_FLOOR] != 0.0
+    eta = minibatch_step(rate, m, hyper[H_CURV_FULL], hyper[H_CURV_MAX], floor)
+    eta_b = minibatch_step(rate, m, hyper[H_CURV_B_FULL], hyper[H_CURV_B_MAX], floor)
+    return eta, eta_b
+
+
+@numba.njit(**_JIT)
+def decayed_scale(scale, eta, l2):
+    """The lazy scale after one step of L2 weight decay."""
+    return scale * max(0.0, 1.0 - eta * l2)
+
+
+@numba.njit(**_JIT)
+def pass_would_fold(clock, hyper, n_rows):
+    """Whether a pass of ``n_rows`` from this clock folds the lazy scale
+    (it depends on the schedule only, not on the data): such a pass changes
+    every weight, so its undo needs a full copy rather than a journal."""
+    l2 = hyper[H_L2]
+    if l2 <= 0.0:
+        return False
+    batch = np.int64(hyper[H_BATCH_SIZE])
+    scale = clock[SCALE]
+    t = clock[T]
+    for start in range(0, n_rows, batch):
+        m = min(batch, n_rows - start)
+        eta, _ = step_sizes(hyper, t, m)
+        scale = decayed_scale(scale, eta, l2)
+        # a margin: the pass itself must never meet a fold it was not
+        # promised, whatever the rounding
+        if scale < 2.0 * hyper[H_SCALE_MIN]:
+            return True
+        t += m
+    return False
+
+
+# --------------------------------------------------------------- shuffling
 
 
 @numba.njit(**_JIT)
@@ -328,6 +604,22 @@ def shuffle_in_place(order, seed, pass_number):
         order[j] = tmp
 
 
+# ------------------------------------------------------------ the lazy scale
+
+
+@numba.njit(**_JIT)
+def recount_norms(coef, clock):
+    """Recompute ``clock[SQ_NORM]`` and ``clock[ABS_NORM]`` exactly."""
+    sq = 0.0
+    ab = 0.0
+    for k in range(coef.shape[0]):
+        for j in range(coef.shape[1]):
+            v = coef[k, j]
+            sq += v * v
+            ab += abs(v)
+    clock[SQ_NORM] = sq
+    clock[ABS_NORM] = ab
+
 
 @numba.njit(**_JIT)
 def fold_scale(coef, clock, avg_coef):
@@ -335,7 +627,8 @@ def fold_scale(coef, clock, avg_coef):
 
     Keeps ``coef`` from growing as ``1 / scale``; with averaging on it also
     makes the lazy sum explicit (``avg_coef += AVG_B * coef``), which bounds
-    the cancellation in ``avg_coef + AVG_B * coef``.
+    the cancellation in ``avg_coef + AVG_B * coef``. Touches every weight,
+    so the norms are recounted exactly on the way.
     """
     scale = clock[SCALE]
     b = clock[AVG_B]
@@ -346,117 +639,327 @@ def fold_scale(coef, clock, avg_coef):
             coef[k, j] *= scale
     clock[AVG_B] = 0.0
     clock[SCALE] = 1.0
+    recount_norms(coef, clock)
+
+
+def l2_decay(clock, hyper, eta, coef, avg_coef, journal):
+    """Step 2: L2 weight decay, lazily through the scale; folds the scale into
+    the weights when it gets small (never inside a journaled pass, which was
+    promised no fold: see :func:`pass_would_fold`)."""
+
+
+@overload(l2_decay, jit_options=_JIT)
+def _l2_decay(clock, hyper, eta, coef, avg_coef, journal):
+    may_fold = journal is None or isinstance(journal, types.NoneType)
+
+    def impl(clock, hyper, eta, coef, avg_coef, journal):
+        l2 = hyper[H_L2]
+        if l2 > 0.0:
+            clock[SCALE] = decayed_scale(clock[SCALE], eta, l2)
+            if may_fold and clock[SCALE] < hyper[H_SCALE_MIN]:
+                fold_scale(coef, clock, avg_coef)
+
+    return impl
+
+
+# ----------------------------------------------------------- the undo journal
+
+
+def journal_row(journal, X, i, coef, avg_coef, l1_applied):
+    """Record the current weights, averaging sums and L1 ledger of row
+    ``i``'s columns, before this batch changes them.
+
+    Every row is recorded, repeats included, in order: undoing the records
+    in reverse puts back, for each column, its value from before the pass.
+    So the journal needs no per-column marks, and it reads what the row's
+    scores read next (from cache).
+    """
+
+
+@overload(journal_row, jit_options=_JIT)
+def _journal_row(journal, X, i, coef, avg_coef, l1_applied):
+    if isinstance(journal, types.NoneType):
+        return lambda journal, X, i, coef, avg_coef, l1_applied: None
+
+    def impl(journal, X, i, coef, avg_coef, l1_applied):
+        cols, saved_coef, saved_avg, saved_l1, count = journal
+        data, indices, indptr = X
+        n = count[0]
+        for jj in range(indptr[i], indptr[i + 1]):
+            j = indices[jj]
+            cols[n] = j
+            for k in range(coef.shape[0]):
+                saved_coef[k, n] = coef[k, j]
+            if saved_avg.shape[1] > 0:
+                for k in range(coef.shape[0]):
+                    saved_avg[k, n] = avg_coef[k, j]
+            if saved_l1.shape[1] > 0:
+                for k in range(coef.shape[0]):
+                    saved_l1[k, n] = l1_applied[k, j]
+            n += 1
+        count[0] = n
+
+    return impl
 
 
 @numba.njit(**_JIT)
-def clip_by_value(grad, grad_b, touched, n_touched, limit):
-    """Clip each gradient component to ``[-limit, limit]``.
+def journal_undo(journal, coef, avg_coef, l1_applied):
+    """Put back every recorded value, newest first (one compiled call, so no
+    interrupt can land half way)."""
+    cols, saved_coef, saved_avg, saved_l1, count = journal
+    for n in range(count[0] - 1, -1, -1):
+        j = cols[n]
+        for k in range(coef.shape[0]):
+            coef[k, j] = saved_coef[k, n]
+        if saved_avg.shape[1] > 0:
+            for k in range(coef.shape[0]):
+                avg_coef[k, j] = saved_avg[k, n]
+        if saved_l1.shape[1] > 0:
+            for k in range(coef.shape[0]):
+                l1_applied[k, j] = saved_l1[k, n]
+    count[0] = 0
+
+
+# ------------------------------------------------------------ the update steps
+
+
+def clip_by_value(grad, grad_b, n_touched, limit):
+    """Step: clip each gradient component to ``[-limit, limit]``.
 
     Gradient clipping by value (Mikolov 2012, Pascanu et al. 2013).
     """
-    for k in range(grad.shape[0]):
-        for jj in range(n_touched):
-            j = touched[jj]
-            grad[k, j] = min(max(grad[k, j], -limit), limit)
-        grad_b[k] = min(max(grad_b[k], -limit), limit)
 
 
-@numba.njit(**_JIT)
-def clip_by_global_norm(grad, grad_b, touched, n_touched, max_norm):
-    """Factor that rescales the whole gradient to L2 norm ``<= max_norm``.
+@overload(clip_by_value, jit_options=_JIT)
+def _clip_by_value(grad, grad_b, n_touched, limit):
+    if isinstance(limit, types.NoneType):
+        return lambda grad, grad_b, n_touched, limit: None
+
+    def impl(grad, grad_b, n_touched, limit):
+        for k in range(grad.shape[0]):
+            for s in range(n_touched):
+                grad[k, s] = min(max(grad[k, s], -limit), limit)
+            grad_b[k] = min(max(grad_b[k], -limit), limit)
+
+    return impl
+
+
+def clip_by_global_norm(grad, grad_b, n_touched, max_norm):
+    """Step: the factor that rescales the whole gradient to an L2 norm of at
+    most ``max_norm`` (1 when off).
 
     Gradient clipping by norm (Pascanu, Mikolov & Bengio 2013). The norm is
     taken over all outputs and the intercepts together.
     """
-    sq = 0.0
-    for k in range(grad.shape[0]):
-        for jj in range(n_touched):
-            g = grad[k, touched[jj]]
-            sq += g * g
-        sq += grad_b[k] * grad_b[k]
-    norm = np.sqrt(sq)
-    if norm > max_norm:
-        return max_norm / norm
-    return 1.0
 
 
-@numba.njit(**_JIT)
-def l1_cumulative_penalty(coef, l1_applied, avg_coef, clock, touched, n_touched):
-    """Apply the pending L1 penalty to the touched weights (Tsuruoka 2009)."""
-    u = clock[L1_U]
-    scale = clock[SCALE]
-    b = clock[AVG_B]
-    for jj in range(n_touched):
-        j = touched[jj]
+@overload(clip_by_global_norm, jit_options=_JIT)
+def _clip_by_global_norm(grad, grad_b, n_touched, max_norm):
+    if isinstance(max_norm, types.NoneType):
+        return lambda grad, grad_b, n_touched, max_norm: 1.0
+
+    def impl(grad, grad_b, n_touched, max_norm):
+        sq = 0.0
+        for k in range(grad.shape[0]):
+            for s in range(n_touched):
+                sq += grad[k, s] * grad[k, s]
+            sq += grad_b[k] * grad_b[k]
+        norm = np.sqrt(sq)
+        if norm > max_norm:
+            return max_norm / norm
+        return 1.0
+
+    return impl
+
+
+def apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+                   touched, n_touched, slot, eta, eta_b, clock):
+    """Step: move the weights along the batch gradient ``grad`` (compact,
+    ``grad[:, s]`` for column ``touched[s]``), plainly or with momentum."""
+
+
+@overload(apply_gradient, jit_options=_JIT)
+def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+                    touched, n_touched, slot, eta, eta_b, clock):
+    if isinstance(momentum, types.NoneType):
+
+        def impl(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+                 touched, n_touched, slot, eta, eta_b, clock):
+            scale = clock[SCALE]
+            avg_b = clock[AVG_B]
+            c = -eta / scale
+            dsq = 0.0
+            dab = 0.0
+            moved = 0.0
+            for k in range(coef.shape[0]):
+                for s in range(n_touched):
+                    j = touched[s]
+                    delta = c * grad[k, s]
+                    old = coef[k, j]
+                    new = old + delta
+                    coef[k, j] = new
+                    dsq += new * new - old * old
+                    dab += abs(new) - abs(old)
+                    if avg_b != 0.0:
+                        avg_coef[k, j] -= avg_b * delta
+                        moved += abs(avg_b * delta)
+                intercept[k] -= eta_b * grad_b[k]
+            clock[SQ_NORM] += dsq
+            clock[ABS_NORM] += dab
+            clock[AVG_CHECK] += moved
+
+        return impl
+
+    def impl(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+             touched, n_touched, slot, eta, eta_b, clock):
+        # Heavy-ball momentum (Polyak 1964) or Nesterov's form (Sutskever et
+        # al. 2013, as PyTorch writes it): v = mu * v - eta * g, then
+        # w += v (heavy ball) or w += mu * v - eta * g (Nesterov). L2 is
+        # decoupled weight decay (through the scale), so the velocity carries
+        # the loss gradient only. Every weight moves with its velocity: a
+        # step costs a pass over all weights, even on sparse data.
+        mu, nesterov = momentum
+        scale = clock[SCALE]
+        avg_b = clock[AVG_B]
+        moved = 0.0
         for k in range(coef.shape[0]):
-            old = coef[k, j]
-            w = scale * old
-            z = w
-            if w > 0.0:
-                w = max(0.0, w - (u + l1_applied[k, j]))
-            elif w < 0.0:
-                w = min(0.0, w + (u - l1_applied[k, j]))
-            l1_applied[k, j] += w - z
-            new = w / scale
-            coef[k, j] = new
-            if b != 0.0:
-                avg_coef[k, j] -= b * (new - old)
+            for j in range(coef.shape[1]):
+                s = slot[j]
+                g = grad[k, s] if s >= 0 else 0.0
+                v = mu * velocity[k, j] - eta * g
+                velocity[k, j] = v
+                delta = mu * v - eta * g if nesterov else v
+                if delta != 0.0:
+                    delta /= scale
+                    coef[k, j] += delta
+                    if avg_b != 0.0:
+                        avg_coef[k, j] -= avg_b * delta
+                        moved += abs(avg_b * delta)
+            g = grad_b[k]
+            v = mu * velocity_b[k] - eta_b * g
+            velocity_b[k] = v
+            intercept[k] += mu * v - eta_b * g if nesterov else v
+        clock[AVG_CHECK] += moved
+        recount_norms(coef, clock)
+
+    return impl
 
 
-@numba.njit(**_JIT)
-def momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b, eta, eta_b,
-                  momentum, nesterov, scale, avg_b):
-    """Heavy-ball momentum (Polyak 1964) or Nesterov's form (Sutskever et al.
-    2013) on the batch gradient ``grad``, which it also zeroes.
+def l1_penalty(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
+    """Step: the cumulative L1 penalty on the weights this batch touched
+    (Tsuruoka, Tsujii & Ananiadou 2009); nothing when L1 is off."""
 
-    ``v = momentum * v - eta * g``, then ``w += v`` (heavy ball) or
-    ``w += momentum * v - eta * g`` (Nesterov, as PyTorch writes it). L2 is
-    decoupled weight decay (through the scale), so the velocity carries the
-    loss gradient only. Every weight moves with its velocity, so a step
-    costs a pass over all weights, even on sparse data. The intercepts step
-    with ``eta_b`` (their own cap).
-    """
-    for k in range(coef.shape[0]):
-        for j in range(coef.shape[1]):
-            g = grad[k, j]
-            v = momentum * velocity[k, j] - eta * g
-            velocity[k, j] = v
-            delta = momentum * v - eta * g if nesterov else v
-            if delta != 0.0:
-                delta /= scale
-                coef[k, j] += delta
-                if avg_b != 0.0:
-                    avg_coef[k, j] -= avg_b * delta
-            grad[k, j] = 0.0
-        g = grad_b[k]
-        v = momentum * velocity_b[k] - eta_b * g
-        velocity_b[k] = v
-        intercept[k] += momentum * v - eta_b * g if nesterov else v
+
+@overload(l1_penalty, jit_options=_JIT)
+def _l1_penalty(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
+    if isinstance(l1, types.NoneType):
+        return lambda l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta: None
+
+    def impl(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
+        clock[L1_U] += eta * l1
+        u = clock[L1_U]
+        scale = clock[SCALE]
+        b = clock[AVG_B]
+        dsq = 0.0
+        dab = 0.0
+        moved = 0.0
+        for s in range(n_touched):
+            j = touched[s]
+            for k in range(coef.shape[0]):
+                old = coef[k, j]
+                w = scale * old
+                z = w
+                if w > 0.0:
+                    w = max(0.0, w - (u + l1_applied[k, j]))
+                elif w < 0.0:
+                    w = min(0.0, w + (u - l1_applied[k, j]))
+                l1_applied[k, j] += w - z
+                new = w / scale
+                coef[k, j] = new
+                dsq += new * new - old * old
+                dab += abs(new) - abs(old)
+                if b != 0.0:
+                    avg_coef[k, j] -= b * (new - old)
+                    moved += abs(b * (new - old))
+        clock[SQ_NORM] += dsq
+        clock[ABS_NORM] += dab
+        clock[AVG_CHECK] += moved
+
+    return impl
+
+
+def average_row(average, X, i, c, avg_coef_k, avg_b):
+    """The lazy-average correction of a direct row update (``avg -= AVG_B *
+    delta``); nothing when averaging is off."""
+
+
+@overload(average_row, jit_options=_JIT)
+def _average_row(average, X, i, c, avg_coef_k, avg_b):
+    if isinstance(average, types.NoneType):
+        return lambda average, X, i, c, avg_coef_k, avg_b: 0.0
+
+    def impl(average, X, i, c, avg_coef_k, avg_b):
+        if avg_b != 0.0:
+            return row_axpy(X, i, -avg_b * c, avg_coef_k)
+        return 0.0
+
+    return impl
+
+
+def accumulate_average(average, clock, intercept, avg_intercept, t, m, scale):
+    """Step: fold this batch's weights into the running average (lazily for
+    the weights, explicitly for the intercepts); nothing when off."""
+
+
+@overload(accumulate_average, jit_options=_JIT)
+def _accumulate_average(average, clock, intercept, avg_intercept, t, m, scale):
+    if isinstance(average, types.NoneType):
+        return lambda average, clock, intercept, avg_intercept, t, m, scale: None
+
+    def impl(average, clock, intercept, avg_intercept, t, m, scale):
+        if t + m - 1 >= average:
+            clock[AVG_B] += scale
+            clock[AVG_N] += 1.0
+            inv = 1.0 / clock[AVG_N]
+            for k in range(intercept.shape[0]):
+                avg_intercept[k] += (intercept[k] - avg_intercept[k]) * inv
+
+    return impl
+
+
+def _on(rule, *names):
+    """Compile-time: whether any of the rule's steps ``names`` is on."""
+    field_types = dict(zip(rule.fields, rule.types))
+    return any(not isinstance(field_types[name], types.NoneType) for name in names)
+
+
+def _tracks_columns(rule):
+    """Compile-time: whether batches list the columns they touch (for the
+    gradient buffer of clipping and momentum, or for L1)."""
+    return _on(rule, "clip_value", "clip_norm", "momentum", "l1")
+
+
+def _buffers_gradient(rule):
+    """Compile-time: whether a batch forms its gradient before stepping."""
+    return _on(rule, "clip_value", "clip_norm", "momentum")
+
+
+def rule_flags(rule):
+    """``(tracks_columns, buffers_gradient)`` as compile-time constants."""
+
+
+@overload(rule_flags, jit_options=_JIT)
+def _rule_flags(rule):
+    track, buffered = _tracks_columns(rule), _buffers_gradient(rule)
+    return lambda rule: (track, buffered)
 
 
 # ------------------------------------------------------------------- the pass
 
 
 @numba.njit(**_JIT)
-def sgd_pass(
-    X,
-    Y,
-    sample_weight,
-    order,
-    shuffle_seed,
-    coef,
-    intercept,
-    avg_coef,
-    avg_intercept,
-    l1_applied,
-    velocity,
-    velocity_b,
-    clock,
-    hyper,
-    loss,
-    dloss,
-    loss_params,
-):
+def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_params, rule,
+             journal, batch_cap, report):
     """Run one pass of minibatch SGD over the rows ``order`` (in that order).
 
     Parameters
@@ -473,15 +976,22 @@ def sgd_pass(
         minibatches. Shuffled in place first when ``shuffle_seed >= 0``.
     shuffle_seed : int
         Seed of this state's shuffles (with ``clock[PASSES]``), or -1.
-    coef, intercept, avg_coef, avg_intercept, l1_applied, velocity, velocity_b, clock : ndarray
-        Engine state, updated in place (see the module docstring).
+    state : tuple of ndarray
+        ``(coef, intercept, avg_coef, avg_intercept, l1_applied, velocity,
+        velocity_b, clock, slot)``, updated in place (module docstring);
+        ``slot`` is scratch, all -1 between batches.
     hyper : ndarray of float64
-        Hyper-parameters, slots ``HYPER_FIELDS``.
-    loss, dloss : first-class functions
-        Scalar: ``(p, y, *loss_params) -> float`` each. Multiclass:
-        ``loss(p*, n_classes, y, *loss_params) -> float`` and
-        ``dloss(p*, n_classes, y, out*, *loss_params)`` over pointers.
+        Run-time hyper-parameters, slots ``HYPER_FIELDS``.
+    loss : BuiltinLoss or tuple of two C function pointers
     loss_params : tuple of float
+    rule : Rule
+        The optional steps, each None when off (skgd._engine.Rule).
+    journal : tuple of ndarray or None
+        The undo journal of a CSR stream (skgd._engine), or None.
+    batch_cap : int
+        At least the number of distinct columns any one batch touches.
+    report : ndarray of shape (4,), float64
+        Where a user's loss reports its first non-finite value.
 
     Returns
     -------
@@ -489,39 +999,22 @@ def sgd_pass(
         Sum over the rows (and outputs) of ``sample_weight * loss``, each
         taken at the weights before that row's minibatch step.
     raw_loss : float
-        The same sum without the sample weights (what scikit-learn's ``tol``
-        rule watches).
+        The same sum without the sample weights.
     """
-    n_out, n_features = coef.shape
+    coef, intercept, avg_coef, avg_intercept, l1_applied, velocity, velocity_b, clock, slot = state
+    n_out = coef.shape[0]
     n_rows = order.shape[0]
     batch = np.int64(hyper[H_BATCH_SIZE])
-    l2 = hyper[H_L2]
-    l1 = hyper[H_L1]
     fit_intercept = hyper[H_FIT_INTERCEPT] != 0.0
-    clip_norm = hyper[H_CLIP_NORM]
-    clip_value = hyper[H_CLIP_VALUE]
-    average_start = hyper[H_AVERAGE_START]
-    curv_full = hyper[H_CURV_FULL]
-    curv_max = hyper[H_CURV_MAX]
-    curv_b_full = hyper[H_CURV_B_FULL]
-    curv_b_max = hyper[H_CURV_B_MAX]
-    cap_floor = hyper[H_CAP_FLOOR] != 0.0
-    momentum = hyper[H_MOMENTUM]
-    nesterov = hyper[H_NESTEROV] != 0.0
-    clipping = clip_norm > 0.0 or clip_value > 0.0
-    buffered = clipping or momentum > 0.0  # the batch gradient is formed first
-    track = buffered or l1 > 0.0
-    averaging = average_start > 0.0
+    track, buffered = rule_flags(rule)
 
-    # scratch: loss derivatives of a batch, and (only when needed) the
-    # gradient and the list of columns a batch touches
-    derivs = np.empty((batch, n_out))
+    derivs = np.empty((min(batch, n_rows), n_out))
     scores = np.empty(n_out)
     row_derivs = np.empty(n_out)
-    grad = np.zeros((n_out, n_features) if buffered else (0, 0))
+    width = batch_cap if track else 0
+    grad = np.zeros((n_out, width if buffered else 0))
     grad_b = np.zeros(n_out)
-    mark = np.zeros(n_features if track else 0, dtype=np.bool_)
-    touched = np.empty(n_features if track else 0, dtype=np.int64)
+    touched = np.empty(width, dtype=np.int64)
 
     if shuffle_seed >= 0:
         shuffle_in_place(order, shuffle_seed, np.int64(clock[PASSES]))
@@ -532,12 +1025,7 @@ def sgd_pass(
     for start in range(0, n_rows, batch):
         m = min(batch, n_rows - start)
         t = clock[T]
-        # One step of m samples moves as far as m per-sample steps, capped
-        # where a smooth loss would overshoot (skgd._smoothness); the
-        # weights and the intercepts have caps of their own.
-        rate = learning_rate(hyper, t + 0.5 * (m - 1))
-        eta = minibatch_step(rate, m, curv_full, curv_max, cap_floor)
-        eta_b = minibatch_step(rate, m, curv_b_full, curv_b_max, cap_floor)
+        eta, eta_b = step_sizes(hyper, t, m)
 
         # 1. Loss derivatives at the current weights.
         scale = clock[SCALE]
@@ -548,12 +1036,16 @@ def sgd_pass(
                 prefetch_row(X, a)
                 prefetch(sample_weight, a)
                 prefetch(Y[a], 0)
+            ahead = start + r + WEIGHTS_AHEAD
+            if ahead < n_rows:
+                prefetch_weights(X, order[ahead], coef)
             i = order[start + r]
-            sw = sample_weight[i]
+            journal_row(journal, X, i, coef, avg_coef, l1_applied)
             for k in range(n_out):
                 scores[k] = scale * row_dot(X, i, coef[k]) + intercept[k]
-            value = row_derivatives(loss, dloss, loss_params, scores, Y, i, row_derivs)
+            value = loss_derivatives(loss, loss_params, scores, Y, i, row_derivs, report)
             raw_loss += value
+            sw = sample_weight[i]
             weighted_loss += sw * value
             # No clamp on the derivatives (scikit-learn clamps at 1e12): a
             # diverging run must overflow and be reported, not stay finite
@@ -561,60 +1053,53 @@ def sgd_pass(
             for k in range(n_out):
                 derivs[r, k] = sw * row_derivs[k]
 
-        # 2. L2 weight decay, lazily through the scale.
-        if l2 > 0.0:
-            clock[SCALE] = scale * max(0.0, 1.0 - eta * l2)
-            if clock[SCALE] < hyper[H_SCALE_MIN]:
-                fold_scale(coef, clock, avg_coef)
+        # 2. L2 weight decay.
+        l2_decay(clock, hyper, eta, coef, avg_coef, journal)
         scale = clock[SCALE]
-        avg_b = clock[AVG_B]
 
         n_touched = 0
         if track:
             for r in range(m):
-                n_touched = mark_row(X, order[start + r], mark, touched, n_touched)
+                n_touched = mark_row(X, order[start + r], slot, touched, n_touched)
 
         # 3. The gradient step on the mean gradient of the batch.
-        step = eta / m
         if buffered:
             for r in range(m):
                 i = order[start + r]
                 for k in range(n_out):
                     if derivs[r, k] != 0.0:
-                        row_axpy(X, i, derivs[r, k] / m, grad[k])
+                        row_gather_axpy(X, i, derivs[r, k] / m, slot, grad[k])
             for k in range(n_out):
                 s = 0.0
                 for r in range(m):
                     s += derivs[r, k]
                 grad_b[k] = s / m if fit_intercept else 0.0
-            if clip_value > 0.0:
-                clip_by_value(grad, grad_b, touched, n_touched, clip_value)
-            factor = 1.0
-            if clip_norm > 0.0:
-                factor = clip_by_global_norm(grad, grad_b, touched, n_touched, clip_norm)
-            if momentum > 0.0:
-                momentum_step(coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
-                              eta * factor, eta_b * factor, momentum, nesterov, scale, avg_b)
-            else:
-                c = -eta * factor / scale
-                for k in range(n_out):
-                    for jj in range(n_touched):
-                        j = touched[jj]
-                        delta = c * grad[k, j]
-                        coef[k, j] += delta
-                        if avg_b != 0.0:
-                            avg_coef[k, j] -= avg_b * delta
-                        grad[k, j] = 0.0
-                    intercept[k] -= eta_b * factor * grad_b[k]
+            clip_by_value(grad, grad_b, n_touched, rule.clip_value)
+            factor = clip_by_global_norm(grad, grad_b, n_touched, rule.clip_norm)
+            apply_gradient(rule.momentum, coef, intercept, avg_coef, velocity, velocity_b,
+                           grad, grad_b, touched, n_touched, slot, eta * factor,
+                           eta_b * factor, clock)
+            for k in range(n_out):
+                for s in range(n_touched):
+                    grad[k, s] = 0.0
         else:
+            avg_b = clock[AVG_B]
+            step = -eta / (m * scale)
+            dsq = 0.0
+            dab = 0.0
+            moved = 0.0
             for r in range(m):
                 i = order[start + r]
                 for k in range(n_out):
-                    c = -step * derivs[r, k]
+                    c = step * derivs[r, k]
                     if c != 0.0:
-                        row_axpy(X, i, c / scale, coef[k])
-                        if avg_b != 0.0:
-                            row_axpy(X, i, -avg_b * c / scale, avg_coef[k])
+                        d_sq, d_ab = row_update(X, i, c, coef[k])
+                        dsq += d_sq
+                        dab += d_ab
+                        moved += average_row(rule.average, X, i, c, avg_coef[k], avg_b)
+            clock[SQ_NORM] += dsq
+            clock[ABS_NORM] += dab
+            clock[AVG_CHECK] += moved
             if fit_intercept:
                 for k in range(n_out):
                     s = 0.0
@@ -623,21 +1108,14 @@ def sgd_pass(
                     intercept[k] -= eta_b / m * s
 
         # 4. L1: the cumulative penalty on the weights this batch touched.
-        if l1 > 0.0:
-            clock[L1_U] += eta * l1
-            l1_cumulative_penalty(coef, l1_applied, avg_coef, clock, touched, n_touched)
+        l1_penalty(rule.l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta)
 
         if track:
-            for jj in range(n_touched):
-                mark[touched[jj]] = False
+            for s in range(n_touched):
+                slot[touched[s]] = -1
 
         # 5. Averaging: fold this step's weights into the running sum.
-        if averaging and t + m - 1 >= average_start:
-            clock[AVG_B] += scale
-            clock[AVG_N] += 1.0
-            inv = 1.0 / clock[AVG_N]
-            for k in range(n_out):
-                avg_intercept[k] += (intercept[k] - avg_intercept[k]) * inv
+        accumulate_average(rule.average, clock, intercept, avg_intercept, t, m, scale)
 
         clock[T] = t + m
 

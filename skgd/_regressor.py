@@ -192,14 +192,13 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         """
         with self._unchanged_on_error():
             self._check_params()
+            self.__dict__.pop("_assigned_coef", None)
             X, y, sw = self._targets(X, y, sample_weight, reset=True)
             coef_init, intercept_init = self._init_arrays(
                 1, X.shape[1], coef_init, intercept_init
             )
             state = self._new_state(1, X.shape[1], X.dtype, coef_init, intercept_init)
-            n_iter, curve, val = self._fit_state(
-                X, y.reshape(-1, 1), sw, state, self._loss_object(), stratify=y
-            )
+            n_iter, curve, val = self._fit_state(X, y.reshape(-1, 1), sw, state, stratify=y)
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)
             self._commit(state, n_iter, curve, val, incremental=False)
@@ -218,21 +217,26 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         -------
         self : object
         """
-        with self._unchanged_on_error():
+        with self._unchanged_on_error() as undo:
             first = not hasattr(self, "_state")
             self._check_params(for_partial_fit=True)
             X, y, sw = self._targets(X, y, sample_weight, reset=first)
             state = self._new_state(1, X.shape[1], X.dtype) if first else self._state
-            new, curve = self._partial_state(X, y.reshape(-1, 1), sw, state, self._loss_object())
-            self._commit(new, 1, curve, incremental=True)
+            curve, _ = self._partial_state(X, y.reshape(-1, 1), sw, state, undo)
+            self._commit(state, 1, curve, incremental=True)
         return self
 
-    def _set_weights(self, coef, intercept):
-        self.coef_ = coef.reshape(-1)
-        self.intercept_ = intercept.reshape(1)
+    def _shape_coef(self, coef):
+        return coef.reshape(-1)
 
-    def _score_weights(self, coef, intercept, X, y, sample_weight):
-        return float(r2_score(y, X @ coef.ravel() + intercept[0], sample_weight=sample_weight))
+    def _shape_intercept(self, intercept):
+        return intercept.reshape(1)
+
+    def _shape_scores(self, scores):
+        return scores
+
+    def _score_scores(self, scores, y, sample_weight):
+        return float(r2_score(y, scores[:, 0], sample_weight=sample_weight))
 
     def predict(self, X):
         """Predict targets.

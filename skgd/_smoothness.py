@@ -54,34 +54,53 @@ def row_scales(X, rows, sample_weight):
 def largest_eigenvalue(X, rows, sample_weight):
     """``lam``: top eigenvalue of ``(1/n) sum_i s_i x_i x_i^T`` over a sample.
 
-    At most 500 of ``rows`` (fixed seed, so deterministic for given data);
-    power iteration on whichever is smaller, the d-square covariance or the
-    sample's Gram matrix (they share their non-zero eigenvalues).
+    At most 500 of ``rows`` (fixed seed, so deterministic for given data),
+    by power iteration. Sparse rows are first restricted to the columns the
+    sample uses, so the cost follows the sample's non-zeros, not the width
+    of X; dense rows with few features iterate on their small covariance.
     """
     if rows.size == 0:
         return 0.0
     sample = rows
     if rows.size > _SAMPLE_ROWS:
         sample = np.sort(np.random.RandomState(0).choice(rows, _SAMPLE_ROWS, replace=False))
-    Xs = X[sample]
     root_s = np.sqrt(sample_weight[sample])
-    Z = sp.diags(root_s) @ Xs if sp.issparse(Xs) else root_s[:, None] * Xs
-    if sample.size <= Xs.shape[1]:
-        M = Z @ Z.T
-        M = np.asarray(M.todense()) if sp.issparse(M) else M
-    else:  # few features: the covariance is the small side
-        Zd = Z.toarray() if sp.issparse(Z) else Z
-        M = Zd.T @ Zd
-    M = M / sample.size
-    v = np.ones(M.shape[0]) / np.sqrt(M.shape[0])
+    Xs = X[sample]
+    if sp.issparse(Xs):
+        Xs = sp.csr_matrix(Xs)
+        cols, inverse = np.unique(Xs.indices, return_inverse=True)
+        data = Xs.data.astype(np.float64) * np.repeat(root_s, np.diff(Xs.indptr))
+        Z = sp.csr_matrix((data, inverse.reshape(-1), Xs.indptr), shape=(sample.size, cols.size))
+        if cols.size == 0:
+            return 0.0
+
+        def apply(v):
+            return Z.T @ (Z @ v)
+
+        dim = cols.size
+    else:
+        Z = root_s[:, None] * np.asarray(Xs, dtype=np.float64)
+        if Z.shape[1] <= Z.shape[0]:  # few features: the covariance is the small side
+            C = Z.T @ Z
+
+            def apply(v):
+                return C @ v
+        else:
+
+            def apply(v):
+                return Z.T @ (Z @ v)
+
+        dim = Z.shape[1]
+    v = np.ones(dim) / np.sqrt(dim)
     lam = 0.0
     for _ in range(_POWER_ITERATIONS):
-        w = M @ v
-        lam = float(np.linalg.norm(w))
-        if lam == 0.0:
+        w = apply(v)
+        norm = float(np.linalg.norm(w))
+        if norm == 0.0:
             break
-        v = w / lam
-    return lam
+        lam = norm
+        v = w / norm
+    return lam / sample.size
 
 
 def estimate(X, rows, sample_weight, fit_intercept, *, lam_w=None):

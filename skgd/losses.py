@@ -140,37 +140,67 @@ _COMPILED = {}
 
 def _compile_pair(cls, n_params):
     key = (cls, n_params)
-    if key not in _COMPILED and issubclass(cls, MulticlassLoss):
-        _COMPILED[key] = _compile_vector_pair(cls, n_params)
     if key not in _COMPILED:
         if cls.loss is None or cls.dloss is None:
             raise TypeError(
                 f"{cls.__name__} must define `loss` and `dloss` as static methods "
                 "wrapping numba.njit functions of (p, y, *params)."
             )
-        sig = types.float64(*([types.float64] * (2 + n_params)))
-        _COMPILED[key] = tuple(_cfunc(sig, fn) for fn in (cls.loss, cls.dloss))
+        _COMPILED[key] = _guarded_pair(cls, n_params, issubclass(cls, MulticlassLoss))
     return _COMPILED[key]
 
 
-def _cfunc(sig, fn):
-    py_func = getattr(fn, "py_func", fn)
-    if _cacheable(py_func):
-        try:
-            return numba.cfunc(sig, cache=True)(py_func)
-        except RuntimeError:  # numba found no place to keep the cache
-            pass
-    return numba.cfunc(sig)(py_func)
+def _jitted(fn):
+    return fn if hasattr(fn, "py_func") else numba.njit(fn)
 
 
-def _cacheable(py_func):
-    # Only functions defined in a module file can be cached on disk (numba
-    # needs a source file to key its cache); functions typed at an
-    # interactive prompt are compiled every session.
-    try:
-        return inspect.getsourcefile(py_func) is not None and py_func.__module__ != "__main__"
-    except TypeError:
-        return False
+def _guarded_pair(cls, n_params, multiclass):
+    """C callbacks around a user's loss, which never let an exception out.
+
+    A C callback cannot raise: numba would print "Exception ignored" and
+    go on with garbage. So each callback catches what the loss raises and
+    returns NaN (the derivative fills ``out`` with NaN); the engine records
+    where the first non-finite value came from and calls the loss again
+    there from Python, so the user sees their own exception. A multiclass
+    loss's score vector travels as a pointer and a length, viewed as an
+    array again inside. The wrappers close over the user's functions, so
+    numba compiles them in each process (a fraction of a second); the
+    engine itself stays cached.
+    """
+    names = ", ".join(f"a{i}" for i in range(n_params))
+    tail = f", {names}" if names else ""
+    scope = {"carray": numba.carray, "nan": math.nan,
+             "value_fn": _jitted(cls.loss), "deriv_fn": _jitted(cls.dloss)}
+    extra = [types.float64] * n_params
+    if multiclass:
+        f64p = types.CPointer(types.float64)
+        source = (
+            f"def value(p, k, y{tail}):\n"
+            f"    try:\n"
+            f"        return value_fn(carray(p, (k,)), y{tail})\n"
+            f"    except Exception:\n"
+            f"        return nan\n"
+            f"def deriv(p, k, y, out{tail}):\n"
+            f"    try:\n"
+            f"        deriv_fn(carray(p, (k,)), y, carray(out, (k,)){tail})\n"
+            f"    except Exception:\n"
+            f"        carray(out, (k,))[:] = nan\n"
+        )
+        signatures = (types.float64(f64p, types.int64, types.int64, *extra),
+                      types.void(f64p, types.int64, types.int64, f64p, *extra))
+    else:
+        source = "".join(
+            f"def {name}(p, y{tail}):\n"
+            f"    try:\n"
+            f"        return {name}_fn(p, y{tail})\n"
+            f"    except Exception:\n"
+            f"        return nan\n"
+            for name in ("value", "deriv")
+        )
+        signatures = (types.float64(*([types.float64] * (2 + n_params))),) * 2
+    exec(source, scope)  # noqa: S102 - a fixed template; only the arity varies
+    return tuple(numba.cfunc(sig)(scope[name])
+                 for sig, name in zip(signatures, ("value", "deriv")))
 
 
 # ---------------------------------------------------------------- classification
@@ -432,37 +462,6 @@ class MulticlassLoss(Loss):
     ``numba.njit`` functions ``loss(p, y, *params) -> float`` and
     ``dloss(p, y, out, *params) -> None`` (see the module docstring).
     """
-
-
-def _compile_vector_pair(cls, n_params):
-    """C callbacks over pointers around a multiclass loss's array functions.
-
-    numba's cfunc takes C types only, so the score vector travels as a
-    pointer and a length and is viewed as an array again inside. The
-    wrappers close over the user's functions, so numba compiles them in
-    each process (a fraction of a second); the engine itself stays cached.
-    """
-    if cls.loss is None or cls.dloss is None:
-        raise TypeError(f"{cls.__name__} must define `loss` and `dloss`.")
-    value_fn = getattr(cls.loss, "py_func", None) and cls.loss
-    deriv_fn = getattr(cls.dloss, "py_func", None) and cls.dloss
-    if value_fn is None or deriv_fn is None:
-        value_fn, deriv_fn = numba.njit(cls.loss), numba.njit(cls.dloss)
-    f64p = types.CPointer(types.float64)
-    extra = [types.float64] * n_params
-    names = ", ".join(f"a{i}" for i in range(n_params))
-    tail = f", {names}" if names else ""
-    scope = {"carray": numba.carray, "value_fn": value_fn, "deriv_fn": deriv_fn}
-    exec(  # noqa: S102 - a fixed template; only the arity varies
-        f"def value(p, k, y{tail}):\n"
-        f"    return value_fn(carray(p, (k,)), y{tail})\n"
-        f"def deriv(p, k, y, out{tail}):\n"
-        f"    deriv_fn(carray(p, (k,)), y, carray(out, (k,)){tail})\n",
-        scope,
-    )
-    value = numba.cfunc(types.float64(f64p, types.int64, types.int64, *extra))(scope["value"])
-    deriv = numba.cfunc(types.void(f64p, types.int64, types.int64, f64p, *extra))(scope["deriv"])
-    return value, deriv
 
 
 @_jit

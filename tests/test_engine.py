@@ -367,3 +367,82 @@ def test_multiclass_trains_all_classes_in_one_pass_like_separate_binary_fits(mul
         binary = MinibatchSGDClassifier(**kw).fit(X, np.where(y == c, 1, -1))
         assert_allclose(joint.coef_[k], binary.coef_[0], rtol=1e-10)
         assert_allclose(joint.intercept_[k], binary.intercept_[0], rtol=1e-10)
+
+
+def _wide_chunks(n_features, n_chunks, seed=0, rows=250, nnz=30):
+    rng = np.random.RandomState(seed)
+    chunks = []
+    for _ in range(n_chunks):
+        cols = rng.randint(n_features, size=(rows, nnz))
+        X = sp.csr_matrix((rng.rand(rows * nnz), cols.ravel(), np.arange(0, rows * nnz + 1, nnz)),
+                          shape=(rows, n_features))
+        X.sum_duplicates()
+        y = (np.asarray(X[:, : n_features // 2].sum(axis=1)).ravel() > 7).astype(int)
+        chunks.append((X, y))
+    return chunks
+
+
+WIDE_CONFIGS = [
+    (MinibatchSGDClassifier, dict()),
+    (MinibatchSGDClassifier, dict(loss="log_loss", average=True, penalty="elasticnet")),
+    (MinibatchSGDClassifier, dict(batch_size=32, clip_norm=1.0, penalty="l1")),
+    (MinibatchSGDClassifier, dict(loss="log_loss", multi_class="multinomial", batch_size=8)),
+    (MinibatchSGDRegressor, dict(average=10)),
+]
+
+
+@pytest.mark.parametrize("Est, params", WIDE_CONFIGS, ids=str)
+def test_streaming_on_a_wide_model_allocates_what_its_data_needs(Est, params):
+    """A partial_fit call (and a predict) on a 2^22-feature model touches
+    250 x 30 non-zeros: the memory it allocates must follow them, not the
+    width. One copy of the weights, one scratch array or one finiteness scan
+    of width n_features (all 32 MiB here) fails this; no timing involved."""
+    import tracemalloc
+
+    n_features = 2**22
+    chunks = _wide_chunks(n_features, 4)
+    est = Est(random_state=0, **params)
+    kw = {"classes": [0, 1]} if Est is MinibatchSGDClassifier else {}
+    for X, y in chunks[:2]:  # the model, its scratch and the compiled pass
+        est.partial_fit(X, y, **kw)
+    width_bytes = n_features * 8
+    X, y = chunks[2]
+    tracemalloc.start()
+    try:
+        est.partial_fit(X, y, **kw)
+        _, peak_fit = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        est.predict(chunks[3][0])
+        _, peak_predict = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_fit < 0.05 * width_bytes, peak_fit
+    assert peak_predict < 0.05 * width_bytes, peak_predict
+    assert est.t_ == 1 + 3 * 250
+
+
+def test_a_failed_journaled_call_restores_exactly_what_it_changed():
+    """The CSR stream's undo journal: a call that fails after its pass (here
+    a divergence check forced to fail) leaves every array byte-identical."""
+    n_features = 2**12
+    chunks = _wide_chunks(n_features, 3, rows=60, nnz=10)
+    est = MinibatchSGDClassifier(random_state=0, loss="log_loss", average=True,
+                                 penalty="elasticnet", batch_size=4)
+    for X, y in chunks[:2]:
+        est.partial_fit(X, y, classes=[0, 1])
+    before = {k: v.copy() for k, v in vars(est._state).items() if isinstance(v, np.ndarray)}
+    calls = []
+
+    def failing_check(state, objective, epoch, full=True):
+        calls.append(state)
+        raise ValueError("forced")
+
+    est._check_finite = failing_check
+    with pytest.raises(ValueError, match="forced"):
+        est.partial_fit(*chunks[2])
+    del est._check_finite
+    assert calls, "the pass ran before the failure"
+    after = {k: v for k, v in vars(est._state).items() if isinstance(v, np.ndarray)}
+    assert before.keys() == after.keys()
+    for name in before:
+        assert before[name].tobytes() == after[name].tobytes(), name
