@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
 from . import _engine
 from . import _smoothness as smoothness
@@ -24,6 +24,11 @@ from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
 
 _FLOATS = [np.float64, np.float32]
 _INDEX_TYPES = [np.int32, np.int64]
+# Taken as divergence even while finite: the weights' squared norm growing
+# by this factor in one pass, to at least this value (ten orders of
+# magnitude of the norm; the second condition spares a stream that starts
+# from nearly-zero weights).
+_EXPLOSION = 1e20
 _CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 
 
@@ -47,6 +52,30 @@ def _same(a, b):
     return True
 
 
+def _sum_of_squares(v):
+    """``sum(v ** 2)`` without BLAS: its threads wake up for a reduction this
+    small and cost milliseconds on a busy machine."""
+    flat = v.reshape(-1)
+    return np.einsum("i,i->", flat, flat)
+
+
+def _check_weight_magnitude(weights, name):
+    """Refuse weights so large that weighted gradients overflow float64."""
+    if not np.isfinite(_sum_of_squares(np.asarray(weights, dtype=np.float64))):
+        raise ValueError(
+            f"{name} has values too large to train on (largest "
+            f"{float(np.max(weights)):.3g}): weighted gradients overflow float64. Only the "
+            "ratios between weights matter to the model; divide them by their mean."
+        )
+
+
+def _squares_finite(X):
+    """Whether the sum of the squared values of X is finite."""
+    values = X.data if sp.issparse(X) else X
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(_sum_of_squares(values)))
+
+
 def _check_magnitude(X):
     """Refuse training data too large for the engine's float64 arithmetic.
 
@@ -59,7 +88,7 @@ def _check_magnitude(X):
     if v.dtype != np.float64 or v.size == 0:
         return
     with np.errstate(over="ignore"):
-        if np.isfinite(np.vdot(v, v)):
+        if np.isfinite(_sum_of_squares(v)):
             return
     big = float(max(abs(v.max()), abs(v.min())))
     raise ValueError(
@@ -196,7 +225,7 @@ class BaseMinibatchSGD(BaseEstimator):
             )
         with np.errstate(over="ignore", invalid="ignore"):
             # NaN/inf, or overflow: let the full check say
-            total = (np.vdot(values, values) if training and values.dtype == np.float64
+            total = (_sum_of_squares(values) if training and values.dtype == np.float64
                      else values.sum())
             if not np.isfinite(total):
                 return None
@@ -225,15 +254,28 @@ class BaseMinibatchSGD(BaseEstimator):
             accept_large_sparse=True,
             reset=reset,
         )
+        kind = getattr(getattr(X, "dtype", None), "kind", None)
+        if kind in ("M", "m"):
+            raise TypeError(
+                f"X has dtype {X.dtype}: dates and durations are not numeric features. "
+                "Convert them to numbers first (e.g. seconds since a reference date)."
+            )
         if isinstance(y, str) and y == "no_validation":
             X = validate_data(self, X, **kwargs)
             if sp.issparse(X):
                 _check_csr_structure(X)
             return X
-        X, y = validate_data(self, X, y, y_numeric=y_numeric, **kwargs)
+        # One pass checks both: a finite sum of squares means every value is
+        # finite and none too large; only otherwise does scikit-learn's
+        # finiteness check run, to name a NaN or infinity as it does.
+        X, y = validate_data(self, X, y, y_numeric=y_numeric, ensure_all_finite=False,
+                             **kwargs)
         if sp.issparse(X):
             _check_csr_structure(X)
-        _check_magnitude(X)
+        if not _squares_finite(X):
+            _assert_all_finite(X.data if sp.issparse(X) else X, input_name="X",
+                               estimator_name=type(self).__name__)
+            _check_magnitude(X)
         if y_numeric and y.dtype.kind == "f" and not np.isfinite(y).all():
             # scikit-learn checks y before converting it: None in an object
             # array becomes NaN only here.
@@ -275,6 +317,7 @@ class BaseMinibatchSGD(BaseEstimator):
             )
         if not sw.any():
             raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
+        _check_weight_magnitude(sw, "sample_weight")
         return sw
 
     def _loss_object(self):
@@ -292,6 +335,7 @@ class BaseMinibatchSGD(BaseEstimator):
         if cached is not None and cached[0] is fingerprint:
             return cached[1]
         loss = self._loss_object()
+        loss.check_params()
         _, l1 = _engine.penalty_strengths(self.penalty, self.alpha, self._l1_ratio())
         t0 = 0.0
         if SCHEDULES[self.learning_rate] == OPTIMAL:
@@ -302,6 +346,14 @@ class BaseMinibatchSGD(BaseEstimator):
             else:
                 fn, params = loss.dloss, loss.params()
                 t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
+            if not (t0 + 1.0 > 1.0):
+                raise ValueError(
+                    f"alpha={self.alpha!r} is too large for learning_rate='optimal': its "
+                    f"offset t0 = {t0:.3g} vanishes next to the sample count, so the rate "
+                    "1 / (alpha * (t0 + t - 1)) wipes out every weight at each step. Use a "
+                    "smaller alpha (the regularisation strength; 1e-6 to 1e-1 is usual) or "
+                    "another learning_rate."
+                )
         plan = _Plan(
             loss=loss,
             spec=_engine.loss_spec(loss),
@@ -342,8 +394,12 @@ class BaseMinibatchSGD(BaseEstimator):
         # scikit-learn's SGD seeds its per-call shuffles.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         return _engine.EngineState(n_outputs, n_features, dtype, shuffle_seed=seed,
-                                   eta0=self.eta0, coef_init=coef_init,
-                                   intercept_init=intercept_init)
+                                   eta0=self.eta0, outputs=self._outputs(),
+                                   coef_init=coef_init, intercept_init=intercept_init)
+
+    def _outputs(self):
+        """What the engine's outputs mean (a stream may not change it)."""
+        return "regression"
 
     def _see_data(self, state, X, rows, sample_weight, loss):
         """Update the data's smoothness behind the step caps (skgd._smoothness).
@@ -351,14 +407,22 @@ class BaseMinibatchSGD(BaseEstimator):
         Skipped where the caps cannot bind: a loss without a curvature bound,
         or per-sample steps (``batch_size=1``) of a loss whose caps never go
         below one per-sample step. Otherwise the ``l_max`` values and the
-        intercept's ``lam`` come from every batch of data; the weights' ``lam``
-        (an eigenvalue) is estimated once, from the first data a state sees.
+        intercept's ``lam`` come from every chunk of data. The weights' ``lam``
+        (an eigenvalue) is estimated again whenever a chunk's rows are larger
+        on average than those it was last estimated on (a stream that starts
+        with empty chunks, or whose features grow), so the caps follow the
+        data a stream actually brings; otherwise a chunk costs one pass over
+        its non-zeros here.
         """
         if not loss.curvature or (loss.per_sample_floor and self.batch_size == 1):
             return
-        seen = state.smoothness[0] if state.seen_data else None  # lam_w
-        state.see_data(smoothness.estimate(X, rows, sample_weight, self.fit_intercept, lam_w=seen))
-        state.seen_data = True
+        chunk, trace = smoothness.estimate_with_trace(
+            X, rows, sample_weight, self.fit_intercept, lam_w=state.smoothness[0])
+        if state.lam_trace is None or trace > state.lam_trace:
+            # larger rows than lam_w was estimated on: estimate it again
+            chunk = chunk._replace(lam_w=smoothness.largest_eigenvalue(X, rows, sample_weight))
+            state.lam_trace = trace
+        state.see_data(chunk)
 
     def _objective(self, total_loss, weight_sum, state):
         l2, l1 = _engine.penalty_strengths(self.penalty, self.alpha, self._l1_ratio())
@@ -392,13 +456,26 @@ class BaseMinibatchSGD(BaseEstimator):
             "derivative must be finite wherever the score is."
         )
 
-    def _check_finite(self, state, objective, epoch, full=True):
+    def _check_finite(self, state, objective, epoch, full=True, norm_before=None):
+        """Raise if training diverged: a non-finite loss or state, or (given
+        ``norm_before``, the weights' squared norm before the pass) weights
+        that grew by ten orders of magnitude in one pass while staying finite.
+        """
         if not (np.isfinite(objective) and state.is_finite(full=full)):
             raise ValueError(
                 f"Training diverged at epoch {epoch}: the weights or the loss are "
                 "no longer finite. Scale the features (e.g. StandardScaler), lower "
                 "eta0, or set clip_norm."
             )
+        if norm_before:
+            norm = state.squared_norm()
+            growth = norm / norm_before
+            if growth > _EXPLOSION and norm > _EXPLOSION:
+                raise ValueError(
+                    f"Training diverged at epoch {epoch}: the weights grew by a factor of "
+                    f"{np.sqrt(growth):.3g} in one pass. Scale the features (e.g. "
+                    "StandardScaler), lower eta0, or set clip_norm."
+                )
 
     def _run_epochs(self, X, Y, sample_weight, state, plan, *, rows, max_epochs,
                     validation=None):
@@ -423,10 +500,11 @@ class BaseMinibatchSGD(BaseEstimator):
         start = time.perf_counter()
         n_iter = 0
         for epoch in range(1, max_epochs + 1):
+            norm_before = state.squared_norm()
             weighted, _ = _engine.run_pass(prepared)
             self._raise_loss_failure(prepared, plan)
             objective = self._objective(weighted, weight_sum, state)
-            self._check_finite(state, objective, epoch, full=False)
+            self._check_finite(state, objective, epoch, full=False, norm_before=norm_before)
             curve.append(objective)
             n_iter = epoch
             if self.verbose:
@@ -485,6 +563,7 @@ class BaseMinibatchSGD(BaseEstimator):
         """Full training of ``fit``: split, epochs, convergence warning."""
         n = X.shape[0]
         rows = np.arange(n, dtype=np.int64)
+        X = _engine.narrow_indices(X)
         validation = None
         if self.early_stopping:
             rows, val = self._validation_split(n, stratify, sample_weight)
@@ -544,10 +623,11 @@ class BaseMinibatchSGD(BaseEstimator):
         record.prepare(X, rows, hyper, plan.rule)
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
                                 plan.params, self.shuffle, journal=record.journal)
+        norm_before = state.squared_norm()
         weighted, _ = _engine.run_pass(prepared)
         self._raise_loss_failure(prepared, plan)
         objective = self._objective(weighted, float(sample_weight.sum()), state)
-        self._check_finite(state, objective, 1, full=False)
+        self._check_finite(state, objective, 1, full=False, norm_before=norm_before)
         return [objective], hyper
 
     # ------------------------------------------------------------ predicting
@@ -667,8 +747,8 @@ class BaseMinibatchSGD(BaseEstimator):
                 coef_init = warm_coef if coef_init is None else coef_init
                 intercept_init = warm_intercept if intercept_init is None else intercept_init
         if coef_init is not None:
-            coef_init = np.asarray(coef_init, dtype=np.float64)
-            if coef_init.size != n_outputs * n_features or (
+            coef_init = _real_array(coef_init, "coef_init")
+            if coef_init.size != n_outputs * n_features or coef_init.ndim > 2 or (
                 coef_init.ndim == 2 and coef_init.shape != (n_outputs, n_features)
             ):
                 raise ValueError(
@@ -677,7 +757,7 @@ class BaseMinibatchSGD(BaseEstimator):
                 )
             coef_init = coef_init.reshape(n_outputs, n_features)
         if intercept_init is not None:
-            intercept_init = np.asarray(intercept_init, dtype=np.float64).reshape(-1)
+            intercept_init = _real_array(intercept_init, "intercept_init").reshape(-1)
             if intercept_init.shape != (n_outputs,):
                 raise ValueError(
                     f"intercept_init has shape {intercept_init.shape}; expected "
@@ -689,7 +769,21 @@ class BaseMinibatchSGD(BaseEstimator):
                 raise ValueError(
                     f"{name} must be finite; got {init[bad]} at index {bad}."
                 )
+            if init is not None and not np.isfinite(_sum_of_squares(init)):
+                raise ValueError(
+                    f"{name} has values too large to train from (largest magnitude "
+                    f"{np.abs(init).max():.3g}): their squares overflow float64."
+                )
         return coef_init, intercept_init
+
+
+def _real_array(value, name):
+    """``value`` as a float64 array; complex numbers, dates and non-numbers
+    are refused (not silently truncated or reinterpreted)."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr) or arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers; got an array of dtype {arr.dtype}.")
+    return arr.astype(np.float64)
 
 
 _Plan = namedtuple("_Plan", "loss spec params rule optimal_init")

@@ -10,7 +10,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseMinibatchSGD
+from ._base import BaseMinibatchSGD, _check_weight_magnitude
 from .losses import (
     CLASSIFICATION_LOSSES,
     MULTINOMIAL_LOSSES,
@@ -263,7 +263,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                 )
             idx = np.searchsorted(classes, y)
             sw = self._check_sample_weight(sample_weight, X.shape[0])
-            sw = sw * self._class_weights(classes, y, for_partial_fit=False)[idx]
+            sw = _with_class_weights(sw, self._class_weights(classes, y, False), idx)
             n_out = self._n_outputs(classes.size)
             coef_init, intercept_init = self._init_arrays(
                 n_out, X.shape[1], coef_init, intercept_init
@@ -307,15 +307,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                     raise ValueError(
                         "classes must be passed on the first call to partial_fit."
                     )
-                all_classes = np.asarray(classes)
-                if all_classes.ndim != 1:
-                    raise ValueError(
-                        "classes must be a 1-d array-like of labels; got shape "
-                        f"{all_classes.shape}."
-                    )
-                if all_classes.dtype.kind == "f" and not np.isfinite(all_classes).all():
-                    raise ValueError(f"classes must be finite; got {all_classes.tolist()}.")
-                all_classes = np.unique(all_classes)
+                all_classes = _check_classes(classes)
                 if all_classes.size < 2:
                     raise ValueError(
                         "The number of classes has to be greater than one; got "
@@ -331,18 +323,19 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             idx = _label_index(y, all_classes)
             sw = self._check_sample_weight(sample_weight, X.shape[0])
             if self.class_weight is not None:
-                sw = sw * self._class_weights(all_classes, y, for_partial_fit=True)[idx]
+                sw = _with_class_weights(sw, self._class_weights(all_classes, y, True),
+                                         idx)
             n_out = self._n_outputs(all_classes.size)
             if first:
                 state = self._new_state(n_out, X.shape[1], X.dtype)
             else:
                 state = self._state
-                if state.n_outputs != n_out:
+                if state.n_outputs != n_out or state.outputs != self.multi_class:
                     raise ValueError(
-                        f"multi_class={self.multi_class!r} needs {n_out} outputs for "
-                        f"{all_classes.size} classes, but this model was trained with "
-                        f"{state.n_outputs}: multi_class cannot change between "
-                        "partial_fit calls. Call fit, or set it back."
+                        f"multi_class={self.multi_class!r}, but this model was trained "
+                        f"with multi_class={state.outputs!r}: its outputs mean different "
+                        "things, so multi_class cannot change between partial_fit calls. "
+                        "Call fit, or set it back."
                     )
             Y = self._targets(idx, all_classes.size)
             curve, _ = self._partial_state(X, Y, sw, state, undo)
@@ -368,7 +361,16 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                 f"class_weight must be finite and non-negative; got {weights[i]} "
                 f"for class {classes.tolist()[i]!r}."
             )
+        if not weights.any():
+            raise ValueError(
+                f"class_weight is zero for every class ({self.class_weight!r}): nothing "
+                "to learn from."
+            )
+        _check_weight_magnitude(weights, "class_weight")
         return weights
+
+    def _outputs(self):
+        return self.multi_class
 
     def _multinomial(self):
         return self.multi_class == "multinomial"
@@ -524,6 +526,46 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+
+def _with_class_weights(sample_weight, class_weights, idx):
+    """Sample weights times the class weight of each sample's class."""
+    sw = sample_weight * class_weights[idx]
+    if not sw.any():
+        raise ValueError(
+            "class_weight gives weight zero to every class present in y: nothing to "
+            "learn from."
+        )
+    _check_weight_magnitude(sw, "class_weight times sample_weight")
+    return sw
+
+
+def _check_classes(classes):
+    """The sorted unique labels of ``classes``, or an error naming it: labels
+    must be all numbers (finite) or all strings, in a 1-d array-like."""
+    if isinstance(classes, (list, tuple)):
+        classes = np.asarray(classes, dtype=object)  # keep each label's own type
+    values = np.asarray(classes)
+    if values.ndim != 1:
+        raise ValueError(
+            f"classes must be a 1-d array-like of labels; got shape {values.shape}."
+        )
+    if values.dtype.kind == "O":
+        items = values.tolist()
+        if any(v is None for v in items):
+            raise ValueError(f"classes must not contain None; got {items!r}.")
+        numbers = [isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                   for v in items]
+        strings = [isinstance(v, str) for v in items]
+        if not (all(numbers) or all(strings)):
+            raise ValueError(
+                f"classes mix types (numbers and strings, or other objects): {items!r}. "
+                "Use labels of one type."
+            )
+        values = np.asarray(items)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        raise ValueError(f"classes must be finite; got {values.tolist()}.")
+    return np.unique(values)
 
 
 def _label_index(y, classes):

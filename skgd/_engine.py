@@ -67,6 +67,7 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
         curv_b_full=beta * lam_b,
         curv_b_max=beta * l_max_b,
         cap_floor=float(bool(per_sample_floor)),
+        prefetch_weights=0.0,  # set by the Pass, which knows the model's size
     )
 
 
@@ -122,8 +123,11 @@ class EngineState:
     the model (not pickled, rebuilt when needed).
     """
 
-    def __init__(self, n_outputs, n_features, dtype, *, shuffle_seed, eta0, coef_init=None,
-                 intercept_init=None):
+    def __init__(self, n_outputs, n_features, dtype, *, shuffle_seed, eta0, outputs=None,
+                 coef_init=None, intercept_init=None):
+        # what the outputs mean ('ovr', 'multinomial', 'regression'): a stream
+        # may not switch it
+        self.outputs = outputs
         self.coef = np.zeros((n_outputs, n_features), dtype=dtype)
         if coef_init is not None:
             self.coef[...] = coef_init
@@ -144,7 +148,8 @@ class EngineState:
         self.shuffle_seed = int(shuffle_seed)  # with clock[PASSES], seeds each shuffle
         # the data's Smoothness, running max, as a plain tuple (what skops trusts)
         self.smoothness = tuple(NO_DATA)
-        self.seen_data = False  # lam_w is estimated from the first data seen
+        # mean s * |x|^2 of the data lam_w was last estimated on (None: none yet)
+        self.lam_trace = None
         self.version = 0
         self._scratch = {}
 
@@ -204,6 +209,8 @@ class EngineState:
             self.avg_intercept = np.zeros(0)
         if want(rule.l1 is not None, "l1_applied", shape):
             self.clock[K.L1_U] = 0.0
+            # sum(|coef|) is only kept up to date while L1 is on
+            self.clock[K.ABS_NORM] = np.abs(self.coef).sum()
         if want(rule.momentum is not None, "velocity", shape):
             self.velocity_b = np.zeros(n_out)
         if rule.momentum is None:
@@ -260,6 +267,11 @@ class EngineState:
             n = self.clock[K.AVG_N]
             return (_dot(X, self.avg_coef) + self.clock[K.AVG_B] * _dot(X, self.coef)) / n
         return self.clock[K.SCALE] * _dot(X, self.coef)
+
+    def squared_norm(self):
+        """``||w||^2`` of the current weights, from the tracked norm."""
+        scale = self.clock[K.SCALE]
+        return float(scale * scale * max(self.clock[K.SQ_NORM], 0.0))
 
     def penalty(self, l2, l1):
         """``l2 / 2 * ||w||^2 + l1 * |w|_1`` from the tracked norms."""
@@ -318,6 +330,18 @@ def loss_spec(loss):
     return loss.compiled()
 
 
+def narrow_indices(X):
+    """CSR ``X`` with int32 indices where they fit (what
+    ``load_svmlight_file`` returns has int64): every epoch then reads 4 bytes
+    less per non-zero, for one pass over the indices. The data is not
+    copied."""
+    if (not sp.issparse(X) or X.indices.dtype == np.int32
+            or max(X.shape[1], X.indices.shape[0]) >= np.iinfo(np.int32).max):
+        return X
+    return sp.csr_matrix((X.data, X.indices.astype(np.int32), X.indptr.astype(np.int32)),
+                         shape=X.shape, copy=False)
+
+
 def as_dataset(X):
     """The kernel's dataset tuple for a validated dense or CSR matrix."""
     if sp.issparse(X):
@@ -348,7 +372,7 @@ class Undo:
         self.state = state
         self.small = {name: getattr(state, name).copy() for name in self._SMALL}
         self.refs = {name: getattr(state, name) for name in self._PER_FEATURE}
-        self.scalars = (state.eta, state.smoothness, state.seen_data, state.version)
+        self.scalars = (state.eta, state.smoothness, state.lam_trace, state.version)
         self.journal = None
         self.full = None
 
@@ -371,7 +395,7 @@ class Undo:
             setattr(state, name, value)
         for name, value in self.small.items():
             setattr(state, name, value)
-        state.eta, state.smoothness, state.seen_data, state.version = self.scalars
+        state.eta, state.smoothness, state.lam_trace, state.version = self.scalars
         state.drop_scratch()
 
 
@@ -427,14 +451,14 @@ def _call_kernel(args, key):
     entry = _ENTRY_POINTS.get(key)
     if entry is not None:
         return entry(*args)
-    with warnings.catch_warnings():
-        # user losses are C function pointers, which numba calls "experimental"
-        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
-        result = K.sgd_pass(*args)  # types the arguments and compiles if needed
+    result = _compile_and_call(args)
     overload = K.sgd_pass.overloads.get(tuple(numba.typeof(a) for a in args))
     if overload is not None:
         _ENTRY_POINTS[key] = overload.entry_point
     return result
+
+
+_PREFETCH_FROM = 1 << 20  # bytes of weights
 
 
 class Pass:
@@ -458,11 +482,16 @@ class Pass:
         data = as_dataset(X)
         cap = batch_capacity(X, rows, int(hyper.batch_size))
         self.report = np.zeros(4)
+        hyper = np.asarray(hyper, dtype=np.float64)
+        # Prefetching the weights of rows ahead pays once they no longer fit
+        # in the CPU's own caches (a wide model); below that it only costs.
+        hyper[K.H_PREFETCH_WEIGHTS] = float(sp.issparse(X) and state.coef.nbytes > _PREFETCH_FROM)
+        per_sample = None if hyper[K.H_BATCH_SIZE] == 1 else False
         self.args = [data, Y, sample_weight, self.order, state.shuffle_seed if shuffle else -1,
-                     state.arrays(), np.asarray(hyper, dtype=np.float64), loss_spec,
-                     loss_params, rule, journal, cap, self.report]
+                     state.arrays(), hyper, loss_spec, loss_params, rule, journal, cap,
+                     self.report, per_sample]
         self.key = _type_key(data + (Y, sample_weight, self.order), state.coef, loss_spec,
-                             loss_params, rule, journal)
+                             loss_params, rule, journal) + (per_sample is None,)
 
     def set_eta0(self, eta0):
         """Lower the base rate (the 'adaptive' schedule)."""
@@ -483,6 +512,13 @@ class Pass:
         if self.report[0] == 0.0:
             return None
         return float(self.report[1]), float(self.report[2]), int(self.report[3])
+
+
+def _compile_and_call(args):
+    with warnings.catch_warnings():
+        # user losses are C function pointers, which numba calls "experimental"
+        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
+        return K.sgd_pass(*args)  # types the arguments and compiles if needed
 
 
 def run_pass(prepared):

@@ -27,8 +27,9 @@ Weights
 classes train in the same pass. The real weights are ``scale * coef``: L2
 weight decay multiplies ``scale`` only, which keeps a sparse step as cheap as
 the non-zeros it touches (Shalev-Shwartz et al. 2007, Bottou 2010). The
-clock keeps ``sum(coef ** 2)`` and ``sum(|coef|)`` up to date as weights
-change, so the penalty and the divergence check never scan all weights.
+clock keeps ``sum(coef ** 2)`` (and, with L1 on, ``sum(|coef|)``) up to date
+as weights change, so the penalty and the divergence check never scan all
+weights.
 
 Averaging (ASGD, Polyak & Juditsky 1992) is lazy too: the sum of the weights
 since averaging began is ``avg_coef + clock[AVG_B] * coef``. A step that
@@ -68,7 +69,7 @@ from numba.extending import (
     unbox,
 )
 
-from . import losses as L
+from . import losses as L  # (which guards numba's cache: skgd._numba_cache)
 from .schedules import INVSCALING, OPTIMAL
 
 # Slots of the float64 ``clock`` array (the engine's scalar state).
@@ -100,12 +101,16 @@ HYPER_FIELDS = (
     "curv_b_full",  # the same two for the intercepts' step (skgd._smoothness)
     "curv_b_max",
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
+    "prefetch_weights",  # 1: prefetch the weights sparse rows read (a model beyond L2)
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_SCALE_MIN, H_CURV_FULL, H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX,
- H_CAP_FLOOR) = range(len(HYPER_FIELDS))
+ H_CAP_FLOOR, H_PREFETCH_WEIGHTS) = range(len(HYPER_FIELDS))
 
-_JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+# error_model="numpy": a division by zero gives inf or NaN (which the
+# divergence check reports) instead of a Python exception, and the divisions
+# carry no zero test.
+_JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 
 # Rows are visited in a random order, so each one is a cache miss the CPU
 # cannot predict; fetching a few rows ahead overlaps those misses with work.
@@ -171,27 +176,41 @@ BUILTIN_LOSSES = {
 # ------------------------------------------------------------ prefetching
 
 
-@intrinsic
-def prefetch(typingctx, arr, idx):
-    """Ask the CPU to bring ``arr[idx]`` into cache (``llvm.prefetch``); a hint,
-    with no effect on results."""
-    if not isinstance(arr, types.Array) or arr.ndim != 1:
-        return None
-    sig = types.void(arr, types.intp)
+def _prefetch_codegen(n_indices):
+    """Code of ``llvm.prefetch`` of an array element given ``n_indices``
+    indices (read, high temporal locality, data cache)."""
 
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, list(args[1:1 + n_indices]),
+                                       wraparound=False)
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        # read, high temporal locality, data cache
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask the CPU to bring ``arr[idx]`` into cache; a hint, with no effect
+    on results."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1:
+        return None
+    return types.void(arr, types.intp), _prefetch_codegen(1)
+
+
+@intrinsic
+def prefetch_2d(typingctx, arr, i, j):
+    """:func:`prefetch` of ``arr[i, j]`` for a 2-D array (indexing it whole,
+    rather than through a row view)."""
+    if not isinstance(arr, types.Array) or arr.ndim != 2:
+        return None
+    return types.void(arr, types.intp, types.intp), _prefetch_codegen(2)
 
 
 @intrinsic
@@ -215,123 +234,131 @@ def _dense(X):
 # --------------------------------------------------------------- row helpers
 
 
-def row_dot(X, i, w):
-    """``X[i] . w`` (compiled; dense or CSR)."""
+# The helpers index 2-D arrays directly (``W[k, j]``, ``X[0][i, j]``): a
+# row view such as ``W[k]`` would be reference-counted on every call.
+
+
+def row_dot(X, i, W, k):
+    """``X[i] . W[k]`` (compiled; dense or CSR)."""
 
 
 @overload(row_dot, jit_options=_JIT)
-def _row_dot(X, i, w):
+def _row_dot(X, i, W, k):
     if _dense(X):
 
-        def impl(X, i, w):
-            x = X[0][i]
+        def impl(X, i, W, k):
+            x = X[0]
             s = 0.0
-            for j in range(x.shape[0]):
-                s += x[j] * w[j]
+            for j in range(x.shape[1]):
+                s += x[i, j] * W[k, j]
             return s
 
     else:
 
-        def impl(X, i, w):
+        def impl(X, i, W, k):
             data, indices, indptr = X
             s = 0.0
             for jj in range(indptr[i], indptr[i + 1]):
-                s += data[jj] * w[indices[jj]]
+                s += data[jj] * W[k, indices[jj]]
             return s
 
     return impl
 
 
-def row_update(X, i, c, w):
-    """``w += c * X[i]``; returns the changes of ``sum(w**2)`` and ``sum(|w|)``."""
+def row_update(X, i, c, W, k, l1):
+    """``W[k] += c * X[i]``; returns the changes of ``sum(W**2)`` and, when L1
+    is on (``l1`` not None), of ``sum(|W|)`` (else 0)."""
 
 
 @overload(row_update, jit_options=_JIT)
-def _row_update(X, i, c, w):
+def _row_update(X, i, c, W, k, l1):
+    track_abs = not isinstance(l1, types.NoneType)
     if _dense(X):
 
-        def impl(X, i, c, w):
-            x = X[0][i]
+        def impl(X, i, c, W, k, l1):
+            x = X[0]
             dsq = 0.0
             dab = 0.0
-            for j in range(x.shape[0]):
-                old = w[j]
-                new = old + c * x[j]
-                w[j] = new
+            for j in range(x.shape[1]):
+                old = W[k, j]
+                new = old + c * x[i, j]
+                W[k, j] = new
                 dsq += new * new - old * old
-                dab += abs(new) - abs(old)
+                if track_abs:
+                    dab += abs(new) - abs(old)
             return dsq, dab
 
     else:
 
-        def impl(X, i, c, w):
+        def impl(X, i, c, W, k, l1):
             data, indices, indptr = X
             dsq = 0.0
             dab = 0.0
             for jj in range(indptr[i], indptr[i + 1]):
                 j = indices[jj]
-                old = w[j]
+                old = W[k, j]
                 new = old + c * data[jj]
-                w[j] = new
+                W[k, j] = new
                 dsq += new * new - old * old
-                dab += abs(new) - abs(old)
+                if track_abs:
+                    dab += abs(new) - abs(old)
             return dsq, dab
 
     return impl
 
 
-def row_axpy(X, i, c, w):
-    """``w += c * X[i]``; returns ``sum(|c * X[i]|)``."""
+def row_axpy(X, i, c, W, k):
+    """``W[k] += c * X[i]``; returns ``sum(|c * X[i]|)``."""
 
 
 @overload(row_axpy, jit_options=_JIT)
-def _row_axpy(X, i, c, w):
+def _row_axpy(X, i, c, W, k):
     if _dense(X):
 
-        def impl(X, i, c, w):
-            x = X[0][i]
+        def impl(X, i, c, W, k):
+            x = X[0]
             moved = 0.0
-            for j in range(x.shape[0]):
-                d = c * x[j]
-                w[j] += d
+            for j in range(x.shape[1]):
+                d = c * x[i, j]
+                W[k, j] += d
                 moved += abs(d)
             return moved
 
     else:
 
-        def impl(X, i, c, w):
+        def impl(X, i, c, W, k):
             data, indices, indptr = X
             moved = 0.0
             for jj in range(indptr[i], indptr[i + 1]):
                 d = c * data[jj]
-                w[indices[jj]] += d
+                W[k, indices[jj]] += d
                 moved += abs(d)
             return moved
 
     return impl
 
 
-def row_gather_axpy(X, i, c, slot, g):
-    """``g[slot[j]] += c * X[i, j]``: a row into a batch's compact gradient."""
+def row_gather_axpy(X, i, c, slot, G, k):
+    """``G[k, slot[j]] += c * X[i, j]``: a row into a batch's compact gradient."""
 
 
 @overload(row_gather_axpy, jit_options=_JIT)
-def _row_gather_axpy(X, i, c, slot, g):
+def _row_gather_axpy(X, i, c, slot, G, k):
     if _dense(X):
 
-        def impl(X, i, c, slot, g):
-            x = X[0][i]
-            for j in range(x.shape[0]):
-                if x[j] != 0.0:
-                    g[slot[j]] += c * x[j]
+        def impl(X, i, c, slot, G, k):
+            x = X[0]
+            for j in range(x.shape[1]):
+                if x[i, j] != 0.0:
+                    G[k, slot[j]] += c * x[i, j]
 
     else:
 
-        def impl(X, i, c, slot, g):
+        def impl(X, i, c, slot, G, k):
             data, indices, indptr = X
             for jj in range(indptr[i], indptr[i + 1]):
                 if data[jj] != 0.0:
-                    g[slot[indices[jj]]] += c * data[jj]
+                    G[k, slot[indices[jj]]] += c * data[jj]
 
     return impl
 
@@ -345,9 +372,9 @@ def _prefetch_row(X, i):
     if _dense(X):
 
         def impl(X, i):
-            x = X[0][i]
-            for j in range(0, x.shape[0], 8):
-                prefetch(x, j)
+            x = X[0]
+            for j in range(0, x.shape[1], 8):
+                prefetch_2d(x, i, j)
 
     else:
 
@@ -376,7 +403,7 @@ def _prefetch_weights(X, i, coef):
         data, indices, indptr = X
         for jj in range(indptr[i], indptr[i + 1]):
             for k in range(coef.shape[0]):
-                prefetch(coef[k], indices[jj])
+                prefetch_2d(coef, k, indices[jj])
 
     return impl
 
@@ -395,9 +422,9 @@ def _mark_row(X, i, slot, touched, n_touched):
     if _dense(X):
 
         def impl(X, i, slot, touched, n_touched):
-            x = X[0][i]
-            for j in range(x.shape[0]):
-                if x[j] != 0 and slot[j] < 0:
+            x = X[0]
+            for j in range(x.shape[1]):
+                if x[i, j] != 0 and slot[j] < 0:
                     slot[j] = n_touched
                     touched[n_touched] = j
                     n_touched += 1
@@ -888,19 +915,19 @@ def _l1_penalty(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
     return impl
 
 
-def average_row(average, X, i, c, avg_coef_k, avg_b):
+def average_row(average, X, i, c, avg_coef, k, avg_b):
     """The lazy-average correction of a direct row update (``avg -= AVG_B *
     delta``); nothing when averaging is off."""
 
 
 @overload(average_row, jit_options=_JIT)
-def _average_row(average, X, i, c, avg_coef_k, avg_b):
+def _average_row(average, X, i, c, avg_coef, k, avg_b):
     if isinstance(average, types.NoneType):
-        return lambda average, X, i, c, avg_coef_k, avg_b: 0.0
+        return lambda average, X, i, c, avg_coef, k, avg_b: 0.0
 
-    def impl(average, X, i, c, avg_coef_k, avg_b):
+    def impl(average, X, i, c, avg_coef, k, avg_b):
         if avg_b != 0.0:
-            return row_axpy(X, i, -avg_b * c, avg_coef_k)
+            return row_axpy(X, i, -avg_b * c, avg_coef, k)
         return 0.0
 
     return impl
@@ -944,6 +971,19 @@ def _buffers_gradient(rule):
     return _on(rule, "clip_value", "clip_norm", "momentum")
 
 
+def batch_length(per_sample, batch, remaining):
+    """Rows in the next batch: 1 when ``per_sample`` is None (a compile-time
+    constant, so the batch loops of per-sample SGD fold away), else
+    ``min(batch, remaining)``."""
+
+
+@overload(batch_length, jit_options=_JIT)
+def _batch_length(per_sample, batch, remaining):
+    if isinstance(per_sample, types.NoneType):
+        return lambda per_sample, batch, remaining: 1
+    return lambda per_sample, batch, remaining: min(batch, remaining)
+
+
 def rule_flags(rule):
     """``(tracks_columns, buffers_gradient)`` as compile-time constants."""
 
@@ -959,7 +999,7 @@ def _rule_flags(rule):
 
 @numba.njit(**_JIT)
 def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_params, rule,
-             journal, batch_cap, report):
+             journal, batch_cap, report, per_sample):
     """Run one pass of minibatch SGD over the rows ``order`` (in that order).
 
     Parameters
@@ -992,6 +1032,9 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
         At least the number of distinct columns any one batch touches.
     report : ndarray of shape (4,), float64
         Where a user's loss reports its first non-finite value.
+    per_sample : None or bool
+        None when ``batch_size`` is 1: the pass is compiled for one row per
+        step.
 
     Returns
     -------
@@ -1006,6 +1049,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     n_rows = order.shape[0]
     batch = np.int64(hyper[H_BATCH_SIZE])
     fit_intercept = hyper[H_FIT_INTERCEPT] != 0.0
+    prefetch_w = hyper[H_PREFETCH_WEIGHTS] != 0.0
     track, buffered = rule_flags(rule)
 
     derivs = np.empty((min(batch, n_rows), n_out))
@@ -1023,7 +1067,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     raw_loss = 0.0
 
     for start in range(0, n_rows, batch):
-        m = min(batch, n_rows - start)
+        m = batch_length(per_sample, batch, n_rows - start)
         t = clock[T]
         eta, eta_b = step_sizes(hyper, t, m)
 
@@ -1035,14 +1079,14 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                 a = order[ahead]
                 prefetch_row(X, a)
                 prefetch(sample_weight, a)
-                prefetch(Y[a], 0)
+                prefetch_2d(Y, a, 0)
             ahead = start + r + WEIGHTS_AHEAD
-            if ahead < n_rows:
+            if prefetch_w and ahead < n_rows:
                 prefetch_weights(X, order[ahead], coef)
             i = order[start + r]
             journal_row(journal, X, i, coef, avg_coef, l1_applied)
             for k in range(n_out):
-                scores[k] = scale * row_dot(X, i, coef[k]) + intercept[k]
+                scores[k] = scale * row_dot(X, i, coef, k) + intercept[k]
             value = loss_derivatives(loss, loss_params, scores, Y, i, row_derivs, report)
             raw_loss += value
             sw = sample_weight[i]
@@ -1068,7 +1112,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                 i = order[start + r]
                 for k in range(n_out):
                     if derivs[r, k] != 0.0:
-                        row_gather_axpy(X, i, derivs[r, k] / m, slot, grad[k])
+                        row_gather_axpy(X, i, derivs[r, k] / m, slot, grad, k)
             for k in range(n_out):
                 s = 0.0
                 for r in range(m):
@@ -1093,10 +1137,10 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                 for k in range(n_out):
                     c = step * derivs[r, k]
                     if c != 0.0:
-                        d_sq, d_ab = row_update(X, i, c, coef[k])
+                        d_sq, d_ab = row_update(X, i, c, coef, k, rule.l1)
                         dsq += d_sq
                         dab += d_ab
-                        moved += average_row(rule.average, X, i, c, avg_coef[k], avg_b)
+                        moved += average_row(rule.average, X, i, c, avg_coef, k, avg_b)
             clock[SQ_NORM] += dsq
             clock[ABS_NORM] += dab
             clock[AVG_CHECK] += moved

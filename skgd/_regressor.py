@@ -5,7 +5,7 @@ from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseMinibatchSGD
+from ._base import BaseMinibatchSGD, _sum_of_squares
 from .losses import REGRESSION_LOSSES, Loss
 
 
@@ -172,6 +172,13 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         else:
             X, y = fast
         y = y.astype(np.float64, copy=False)
+        if not np.isfinite(_sum_of_squares(y)):
+            raise ValueError(
+                f"y has values too large to train on (largest magnitude "
+                f"{np.abs(y).max():.3g}): the squared errors overflow float64. Scale the "
+                "targets (e.g. divide by their standard deviation, or use "
+                "sklearn.compose.TransformedTargetRegressor)."
+            )
         sw = self._check_sample_weight(sample_weight, X.shape[0])
         return X, y, sw
 

@@ -63,7 +63,12 @@ def largest_eigenvalue(X, rows, sample_weight):
         return 0.0
     sample = rows
     if rows.size > _SAMPLE_ROWS:
-        sample = np.sort(np.random.RandomState(0).choice(rows, _SAMPLE_ROWS, replace=False))
+        # distinct random rows, drawn in O(sample) (choice without
+        # replacement would shuffle all the rows)
+        draws = np.random.RandomState(0).randint(0, rows.size, 2 * _SAMPLE_ROWS)
+        _, first = np.unique(draws, return_index=True)
+        picks = draws[np.sort(first)][:_SAMPLE_ROWS]  # distinct, in the order drawn
+        sample = rows[np.sort(picks)]
     root_s = np.sqrt(sample_weight[sample])
     Xs = X[sample]
     if sp.issparse(Xs):
@@ -107,12 +112,19 @@ def estimate(X, rows, sample_weight, fit_intercept, *, lam_w=None):
     """The :class:`Smoothness` of ``X[rows]``.
 
     ``lam_w``, when given, is reused rather than estimated again (a stream
-    pays for the eigenvalue once, on its first chunk).
+    pays for the eigenvalue only when its data grows).
     """
+    return estimate_with_trace(X, rows, sample_weight, fit_intercept, lam_w=lam_w)[0]
+
+
+def estimate_with_trace(X, rows, sample_weight, fit_intercept, *, lam_w=None):
+    """:func:`estimate`, and ``mean_i s_i ||x_i||^2`` (from the same pass)."""
     s = sample_weight[rows]
+    scales = row_scales(X, rows, sample_weight)
+    trace = float(scales.mean()) if scales.size else 0.0
     if lam_w is None:
         lam_w = largest_eigenvalue(X, rows, sample_weight)
-    l_max_w = float(row_scales(X, rows, sample_weight).max(initial=0.0))
+    l_max_w = float(scales.max(initial=0.0))
     if not fit_intercept or s.size == 0:
-        return Smoothness(lam_w, l_max_w, 0.0, 0.0)
-    return Smoothness(lam_w, l_max_w, float(s.mean()), float(s.max()))
+        return Smoothness(lam_w, l_max_w, 0.0, 0.0), trace
+    return Smoothness(lam_w, l_max_w, float(s.mean()), float(s.max())), trace

@@ -50,10 +50,19 @@ Examples
 import functools
 import inspect
 import math
+import numbers
+import warnings
 
 import numba
+import numpy as np
 from numba import types
 from sklearn.base import BaseEstimator
+
+from . import _numba_cache
+
+# Before any of skgd's functions is compiled: a damaged cache file of one of
+# them is recompiled instead of failing every later call.
+_numba_cache.install()
 
 __all__ = [
     "Loss",
@@ -101,6 +110,26 @@ class Loss(BaseEstimator):
     #: twice the cap.
     per_sample_floor = False
 
+    #: Smallest allowed value of a parameter, by name (e.g. ``epsilon >= 0``).
+    _minimums = {}
+
+    def check_params(self):
+        """Raise a ValueError naming a parameter that is not a finite real
+        number, or below its minimum."""
+        for name in _init_arg_names(type(self)):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not math.isfinite(value)):
+                raise ValueError(
+                    f"{type(self).__name__}({name}={value!r}): {name} must be a finite "
+                    "real number."
+                )
+            low = self._minimums.get(name)
+            if low is not None and value < low:
+                raise ValueError(
+                    f"{type(self).__name__}({name}={value!r}): {name} must be >= {low}."
+                )
+
     def params(self):
         """The extra arguments passed to ``loss`` and ``dloss``.
 
@@ -123,7 +152,29 @@ class Loss(BaseEstimator):
             than the jitted functions) lets the engine's on-disk cache serve
             every loss, built-in or not.
         """
-        return _compile_pair(type(self), len(self.params()))
+        try:
+            return _compile_pair(type(self), len(self.params()))
+        except numba.core.errors.TypingError as exc:
+            self._probe()  # raises what the user's functions raise, if they do
+            raise TypeError(
+                f"{type(self).__name__}: its loss or dloss could not be compiled as "
+                f"functions of (p, y, *params) returning a float: {exc}"
+            ) from exc
+
+    def _probe(self):
+        """Call ``loss`` and ``dloss`` once from Python, so that a function that
+        always raises (numba then cannot type it) raises its own exception."""
+        if isinstance(self, MulticlassLoss):  # a row of two classes, class 0
+            calls = ((type(self).loss, (np.zeros(2), 0)),
+                     (type(self).dloss, (np.zeros(2), 0, np.zeros(2))))
+        else:
+            calls = ((type(self).loss, (0.0, 1.0)), (type(self).dloss, (0.0, 1.0)))
+        for fn, args in calls:
+            try:
+                fn(*args, *self.params())
+            except Exception as exc:
+                exc.add_note(f"(raised by {self!r} when called with {args!r})")
+                raise
 
 
 @functools.lru_cache(maxsize=None)
@@ -199,8 +250,11 @@ def _guarded_pair(cls, n_params, multiclass):
         )
         signatures = (types.float64(*([types.float64] * (2 + n_params))),) * 2
     exec(source, scope)  # noqa: S102 - a fixed template; only the arity varies
-    return tuple(numba.cfunc(sig)(scope[name])
-                 for sig, name in zip(signatures, ("value", "deriv")))
+    with warnings.catch_warnings():
+        # C function pointers are what numba calls "experimental"
+        warnings.simplefilter("ignore", numba.core.errors.NumbaExperimentalFeatureWarning)
+        return tuple(numba.cfunc(sig)(scope[name])
+                     for sig, name in zip(signatures, ("value", "deriv")))
 
 
 # ---------------------------------------------------------------- classification
@@ -384,6 +438,8 @@ class Huber(Loss):
     curvature = 1.0
     per_sample_floor = True
 
+    _minimums = {"epsilon": 0.0}
+
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon
 
@@ -414,6 +470,8 @@ class EpsilonInsensitive(Loss):
 
     loss = staticmethod(_epsilon_insensitive)
     dloss = staticmethod(_depsilon_insensitive)
+
+    _minimums = {"epsilon": 0.0}
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon
@@ -447,6 +505,8 @@ class SquaredEpsilonInsensitive(Loss):
     loss = staticmethod(_squared_epsilon_insensitive)
     dloss = staticmethod(_dsquared_epsilon_insensitive)
     curvature = 2.0
+
+    _minimums = {"epsilon": 0.0}
 
     def __init__(self, epsilon=0.1):
         self.epsilon = epsilon

@@ -433,7 +433,7 @@ def test_a_failed_journaled_call_restores_exactly_what_it_changed():
     before = {k: v.copy() for k, v in vars(est._state).items() if isinstance(v, np.ndarray)}
     calls = []
 
-    def failing_check(state, objective, epoch, full=True):
+    def failing_check(state, objective, epoch, **kwargs):
         calls.append(state)
         raise ValueError("forced")
 
