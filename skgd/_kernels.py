@@ -954,6 +954,92 @@ def _accumulate_average(average, clock, intercept, avg_intercept, t, m, scale):
     return impl
 
 
+def direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                average, dense_grad):
+    """Step 3 without clipping or momentum: ``W[k] += step * derivs[r, k] *
+    X[row r]`` over the batch. Returns the changes of ``sum(W**2)``,
+    ``sum(|W|)`` (with L1) and the averaging sums.
+
+    Sparse rows, and per-sample steps, update the weights row by row (each
+    touches its own columns). A dense minibatch first sums its rows'
+    contributions into one gradient vector, reading each row from cache
+    where its score was just computed, and adds it to the weights once.
+    """
+
+
+def dense_gradient_buffer(X, per_sample, n_out):
+    """The gradient vector a dense minibatch sums into (empty otherwise)."""
+
+
+def _dense_batches(X, per_sample):
+    return _dense(X) and not isinstance(per_sample, types.NoneType)
+
+
+@overload(dense_gradient_buffer, jit_options=_JIT)
+def _dense_gradient_buffer(X, per_sample, n_out):
+    if _dense_batches(X, per_sample):
+        return lambda X, per_sample, n_out: np.zeros((n_out, X[0].shape[1]))
+    return lambda X, per_sample, n_out: np.zeros((n_out, 0))
+
+
+@overload(direct_step, jit_options=_JIT)
+def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                 average, dense_grad):
+    if not _dense_batches(X, per_sample):
+
+        def impl(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                 average, dense_grad):
+            dsq = 0.0
+            dab = 0.0
+            moved = 0.0
+            for r in range(m):
+                i = order[start + r]
+                for k in range(coef.shape[0]):
+                    c = step * derivs[r, k]
+                    if c != 0.0:
+                        d_sq, d_ab = row_update(X, i, c, coef, k, l1)
+                        dsq += d_sq
+                        dab += d_ab
+                        moved += average_row(average, X, i, c, avg_coef, k, avg_b)
+            return dsq, dab, moved
+
+        return impl
+
+    track_abs = not isinstance(l1, types.NoneType)
+    averaging = not isinstance(average, types.NoneType)
+
+    def impl(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+             average, dense_grad):
+        x = X[0]
+        d = x.shape[1]
+        dsq = 0.0
+        dab = 0.0
+        moved = 0.0
+        for k in range(coef.shape[0]):
+            for j in range(d):
+                dense_grad[k, j] = 0.0
+            for r in range(m):
+                c = step * derivs[r, k]
+                if c != 0.0:
+                    i = order[start + r]
+                    for j in range(d):
+                        dense_grad[k, j] += c * x[i, j]
+            for j in range(d):
+                delta = dense_grad[k, j]
+                old = coef[k, j]
+                new = old + delta
+                coef[k, j] = new
+                dsq += new * new - old * old
+                if track_abs:
+                    dab += abs(new) - abs(old)
+                if averaging and avg_b != 0.0:
+                    avg_coef[k, j] -= avg_b * delta
+                    moved += abs(avg_b * delta)
+        return dsq, dab, moved
+
+    return impl
+
+
 def _on(rule, *names):
     """Compile-time: whether any of the rule's steps ``names`` is on."""
     field_types = dict(zip(rule.fields, rule.types))
@@ -1059,6 +1145,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     grad = np.zeros((n_out, width if buffered else 0))
     grad_b = np.zeros(n_out)
     touched = np.empty(width, dtype=np.int64)
+    dense_grad = dense_gradient_buffer(X, per_sample, n_out)
 
     if shuffle_seed >= 0:
         shuffle_in_place(order, shuffle_seed, np.int64(clock[PASSES]))
@@ -1127,20 +1214,9 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                 for s in range(n_touched):
                     grad[k, s] = 0.0
         else:
-            avg_b = clock[AVG_B]
-            step = -eta / (m * scale)
-            dsq = 0.0
-            dab = 0.0
-            moved = 0.0
-            for r in range(m):
-                i = order[start + r]
-                for k in range(n_out):
-                    c = step * derivs[r, k]
-                    if c != 0.0:
-                        d_sq, d_ab = row_update(X, i, c, coef, k, rule.l1)
-                        dsq += d_sq
-                        dab += d_ab
-                        moved += average_row(rule.average, X, i, c, avg_coef, k, avg_b)
+            dsq, dab, moved = direct_step(X, per_sample, order, start, m, derivs,
+                                          -eta / (m * scale), coef, avg_coef, clock[AVG_B],
+                                          rule.l1, rule.average, dense_grad)
             clock[SQ_NORM] += dsq
             clock[ABS_NORM] += dab
             clock[AVG_CHECK] += moved

@@ -86,7 +86,9 @@ def largest_eigenvalue(X, rows, sample_weight):
     else:
         Z = root_s[:, None] * np.asarray(Xs, dtype=np.float64)
         if Z.shape[1] <= Z.shape[0]:  # few features: the covariance is the small side
-            C = Z.T @ Z
+            # einsum, not BLAS: for a product this small, waking BLAS threads
+            # costs milliseconds on a busy machine
+            C = np.einsum("ij,ik->jk", Z, Z)
 
             def apply(v):
                 return C @ v
