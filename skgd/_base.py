@@ -24,6 +24,10 @@ from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
 
 _FLOATS = [np.float64, np.float32]
 _INDEX_TYPES = [np.int32, np.int64]
+_TINY = float(np.finfo(float).tiny)
+# Values below this pass the fast finiteness-and-magnitude check of a fitted
+# model's input: their squares, summed over any array, stay finite.
+_FAST_LIMIT = 1e150
 # Taken as divergence even while finite: the weights' squared norm growing
 # by this factor in one pass, to at least this value (ten orders of
 # magnitude of the norm; the second condition spares a stream that starts
@@ -35,21 +39,6 @@ _CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 @functools.lru_cache(maxsize=None)
 def _param_names(cls):
     return tuple(cls._get_param_names())
-
-
-def _same(a, b):
-    """Equality of two parameter tuples that may hold arrays or objects."""
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b):
-        if x is y:
-            continue
-        try:
-            if type(x) is not type(y) or not bool(x == y):
-                return False
-        except (ValueError, TypeError):
-            return False
-    return True
 
 
 def _sum_of_squares(v):
@@ -164,11 +153,9 @@ class BaseMinibatchSGD(BaseEstimator):
     def _check_params(self, for_partial_fit=False):
         """Validate the hyper-parameters; skipped when they have not changed
         since the last successful check (streaming calls pay for it once)."""
-        names = _param_names(type(self))
-        fingerprint = (for_partial_fit,) + tuple(self.__dict__.get(n) for n in names)
         cached = self.__dict__.get("_checked_params")
-        if cached is not None and _same(cached, fingerprint):
-            return
+        if cached is not None and cached[0] == for_partial_fit:
+            return  # no parameter was assigned since (see __setattr__)
         self._validate_params()
         if isinstance(self.batch_size, (bool, np.bool_)):
             # bool is an int to Python; a batch of True samples is a typo.
@@ -191,7 +178,15 @@ class BaseMinibatchSGD(BaseEstimator):
             )
         if self.penalty == "elasticnet" and self.l1_ratio is None:
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
-        self._checked_params = fingerprint
+        # a fresh object: the per-call plan is cached against its identity
+        self.__dict__["_checked_params"] = (for_partial_fit, object())
+
+    def __setattr__(self, name, value):
+        # Assigning a constructor parameter (set_params does too) means the
+        # next call validates the parameters again and rebuilds its plan.
+        if name in _param_names(type(self)):
+            self.__dict__.pop("_checked_params", None)
+        super().__setattr__(name, value)
 
     def _fast_X(self, X, training=False):
         """Validate a fitted model's input cheaply in the common case.
@@ -223,11 +218,12 @@ class BaseMinibatchSGD(BaseEstimator):
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        with np.errstate(over="ignore", invalid="ignore"):
-            # NaN/inf, or overflow: let the full check say
-            total = (_sum_of_squares(values) if training and values.dtype == np.float64
-                     else values.sum())
-            if not np.isfinite(total):
+        if values.size:
+            # NaN, infinity or (for training) values whose squares might
+            # overflow: let the full check say
+            low, high = float(values.min()), float(values.max())
+            limit = _FAST_LIMIT if training else np.inf
+            if not (-limit < low and high < limit):
                 return None
         if values is not X:
             _check_csr_structure(X)
@@ -426,8 +422,8 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _objective(self, total_loss, weight_sum, state):
         l2, l1 = _engine.penalty_strengths(self.penalty, self.alpha, self._l1_ratio())
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked next
-            return total_loss / max(weight_sum, np.finfo(float).tiny) + state.penalty(l2, l1)
+        # Python floats: an overflow gives inf, which the divergence check reports
+        return float(total_loss) / max(weight_sum, _TINY) + state.penalty(l2, l1)
 
     @staticmethod
     def _raise_loss_failure(prepared, plan):
@@ -692,6 +688,7 @@ class BaseMinibatchSGD(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_plan_cache", None)  # compiled objects; rebuilt on demand
+        state.pop("_checked_params", None)  # a token; the next call checks again
         return state
 
     # -------------------------------------------------------- bookkeeping

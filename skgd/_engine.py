@@ -275,11 +275,9 @@ class EngineState:
 
     def penalty(self, l2, l1):
         """``l2 / 2 * ||w||^2 + l1 * |w|_1`` from the tracked norms."""
-        scale = self.clock[K.SCALE]
-        sq = max(self.clock[K.SQ_NORM], 0.0)
-        ab = max(self.clock[K.ABS_NORM], 0.0)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return float(0.5 * l2 * scale * scale * sq + l1 * scale * ab)
+        scale, sq, ab = (float(v) for v in self.clock[[K.SCALE, K.SQ_NORM, K.ABS_NORM]])
+        # Python floats: an overflow gives inf (checked by the caller), no warning
+        return 0.5 * l2 * scale * scale * max(sq, 0.0) + (l1 * scale * max(ab, 0.0) if l1 else 0.0)
 
     def see_data(self, chunk):
         """Fold a chunk's ``Smoothness`` into the running maximum (the caps
