@@ -446,3 +446,21 @@ def test_a_failed_journaled_call_restores_exactly_what_it_changed():
     assert before.keys() == after.keys()
     for name in before:
         assert before[name].tobytes() == after[name].tobytes(), name
+
+
+def test_weights_exploding_while_finite_are_reported_and_undone():
+    """A squared loss without a curvature bound (no step cap) on features of
+    1e4: each step multiplies the error by about 500, so one 40-row chunk
+    takes the weights from about 1 to about 1e100, still finite. That is
+    divergence; the call is refused and undone."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 5)
+    y = X @ rng.randn(5)
+    est = MinibatchSGDRegressor(loss=_UncappedSquared(), learning_rate="constant", eta0=1e-6,
+                                penalty=None, shuffle=False)
+    for _ in range(3):
+        est.partial_fit(X, y)  # stable at this scale
+    before = est.coef_.copy()
+    with pytest.raises(ValueError, match=r"diverged at epoch 1: the weights grew by a factor"):
+        est.partial_fit(X * 1e4, y * 1e4)
+    assert_array_equal(est.coef_, before)
