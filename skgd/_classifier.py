@@ -554,8 +554,7 @@ def _check_classes(classes):
         items = values.tolist()
         if any(v is None for v in items):
             raise ValueError(f"classes must not contain None; got {items!r}.")
-        numbers = [isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                   for v in items]
+        numbers = [isinstance(v, (bool, int, float, np.bool_, np.number)) for v in items]
         strings = [isinstance(v, str) for v in items]
         if not (all(numbers) or all(strings)):
             raise ValueError(
