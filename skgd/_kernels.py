@@ -692,6 +692,13 @@ def _l2_decay(clock, hyper, eta, coef, avg_coef, journal):
 # ----------------------------------------------------------- the undo journal
 
 
+@numba.njit(**_JIT)
+def copy_column(dst, dst_col, src, src_col):
+    """``dst[:, dst_col] = src[:, src_col]``."""
+    for k in range(dst.shape[0]):
+        dst[k, dst_col] = src[k, src_col]
+
+
 def journal_row(journal, X, i, coef, avg_coef, l1_applied):
     """Record the current weights, averaging sums and L1 ledger of row
     ``i``'s columns, before this batch changes them.
@@ -715,14 +722,11 @@ def _journal_row(journal, X, i, coef, avg_coef, l1_applied):
         for jj in range(indptr[i], indptr[i + 1]):
             j = indices[jj]
             cols[n] = j
-            for k in range(coef.shape[0]):
-                saved_coef[k, n] = coef[k, j]
+            copy_column(saved_coef, n, coef, j)
             if saved_avg.shape[1] > 0:
-                for k in range(coef.shape[0]):
-                    saved_avg[k, n] = avg_coef[k, j]
+                copy_column(saved_avg, n, avg_coef, j)
             if saved_l1.shape[1] > 0:
-                for k in range(coef.shape[0]):
-                    saved_l1[k, n] = l1_applied[k, j]
+                copy_column(saved_l1, n, l1_applied, j)
             n += 1
         count[0] = n
 
@@ -736,14 +740,11 @@ def journal_undo(journal, coef, avg_coef, l1_applied):
     cols, saved_coef, saved_avg, saved_l1, count = journal
     for n in range(count[0] - 1, -1, -1):
         j = cols[n]
-        for k in range(coef.shape[0]):
-            coef[k, j] = saved_coef[k, n]
+        copy_column(coef, j, saved_coef, n)
         if saved_avg.shape[1] > 0:
-            for k in range(coef.shape[0]):
-                avg_coef[k, j] = saved_avg[k, n]
+            copy_column(avg_coef, j, saved_avg, n)
         if saved_l1.shape[1] > 0:
-            for k in range(coef.shape[0]):
-                l1_applied[k, j] = saved_l1[k, n]
+            copy_column(l1_applied, j, saved_l1, n)
     count[0] = 0
 
 
