@@ -299,11 +299,6 @@ class EngineState:
                 arrays.append(self.velocity)
         return all(np.isfinite(a).all() for a in arrays)
 
-    def fold_if_small(self, scale_min):
-        """Fold the lazy scale after a journaled pass that was not allowed to."""
-        if self.clock[K.SCALE] < scale_min:
-            K.fold_scale(self.coef, self.clock, self.avg_coef)
-
 
 def _dot(X, W):
     """``X @ W.T`` as a dense (n_samples, n_outputs) array, never copying W
