@@ -542,16 +542,23 @@ class BaseMinibatchSGD(BaseEstimator):
         past its start)."""
         return bool(self.average) and state.averaging() and self.average <= state.t - 1
 
-    def _public_weights(self, state):
-        """coef, intercept as the user sees them (averaged once averaging began)."""
-        if self._averaged(state):
+    def _published_average(self):
+        """Whether the published model is the averaged one: decided when a
+        training call publishes it, as scikit-learn's ``coef_`` is (changing
+        ``average`` afterwards changes nothing until the next call)."""
+        return self.__dict__.get("_averaged_published", False)
+
+    def _public_weights(self, state, averaged=None):
+        """coef, intercept as the user sees them (averaged once averaging
+        began); ``averaged`` defaults to what the parameters say now."""
+        if self._averaged(state) if averaged is None else averaged:
             return state.averaged_weights()
         return state.weights()
 
-    def _state_scores(self, state, X):
+    def _state_scores(self, state, X, averaged=None):
         """Raw scores ``X @ W.T + b`` of every output, from the state (costs
         the non-zeros of X, whatever the width of the model)."""
-        averaged = self._averaged(state)
+        averaged = self._averaged(state) if averaged is None else averaged
         intercept = state.avg_intercept if averaged else state.intercept
         return state.scores(X, averaged) + intercept
 
@@ -609,10 +616,10 @@ class BaseMinibatchSGD(BaseEstimator):
         """One pass over a chunk, in place; what it changes is recorded in
         ``undo`` (a list the caller rolls back if the call fails)."""
         plan = self._plan()
-        self._take_assigned_coef(state)
         rows = np.arange(X.shape[0], dtype=np.int64)
         record = _engine.Undo(state)
         undo.append(record)
+        self._take_assigned_coef(state)
         self._see_data(state, X, rows, sample_weight, plan.loss)
         state.conform(plan.rule)
         hyper = self._hyper(state, plan, rows.size)
@@ -638,8 +645,8 @@ class BaseMinibatchSGD(BaseEstimator):
         if assigned is not None:
             return safe_sparse_dot(Xf, assigned.T, dense_output=True) + self.intercept_
         state = self._state
-        return self._shape_scores(self._state_scores(state, Xf)).astype(
-            state.coef.dtype, copy=False)
+        scores = self._state_scores(state, Xf, averaged=self._published_average())
+        return self._shape_scores(scores).astype(state.coef.dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -657,30 +664,33 @@ class BaseMinibatchSGD(BaseEstimator):
         state = self.__dict__.get("_state")
         if state is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute 'coef_'")
+        key = (state.version, self._published_average())
         cached = state._scratch.get("coef_")
-        if cached is None or cached[0] != state.version:
+        if cached is None or cached[0] != key:
             # Formed on demand: training never pays O(n_features) to publish.
-            coef, _ = self._public_weights(state)
+            coef, _ = self._public_weights(state, averaged=key[1])
             coef = self._shape_coef(coef).astype(state.coef.dtype, copy=False)
             coef.flags.writeable = False
-            cached = state._scratch["coef_"] = (state.version, coef)
+            cached = state._scratch["coef_"] = (key, coef)
         return cached[1]
 
     @coef_.setter
     def coef_(self, value):
         # As in scikit-learn, assigned weights are what the model predicts
-        # with, and what the next training call starts from.
+        # with, what the next partial_fit starts from, and what a warm-start
+        # fit starts from.
         self.__dict__["_assigned_coef"] = value
 
     def _take_assigned_coef(self, state):
-        """Start training from weights the user assigned to ``coef_``."""
+        """Start training from weights the user assigned to ``coef_`` (unless
+        they replaced averaged weights: then, as in scikit-learn, training
+        continues from its own). New arrays replace the state's, so an
+        :class:`_engine.Undo` made before puts the old ones back."""
         assigned = self.__dict__.pop("_assigned_coef", None)
-        if assigned is None or self._averaged(state):
-            return  # with averaging, training continues from its own weights
+        if assigned is None or self._published_average():
+            return
         coef = np.asarray(assigned.toarray() if sp.issparse(assigned) else assigned)
-        state.coef[...] = self._unshape_coef(coef, state.coef.shape)
-        state.clock[_engine.K.SCALE] = 1.0
-        _engine.K.recount_norms(state.coef, state.clock)
+        state.replace_weights(self._unshape_coef(coef, state.coef.shape))
 
     def _unshape_coef(self, coef, shape):
         return np.asarray(coef, dtype=np.float64).reshape(shape)
@@ -721,9 +731,11 @@ class BaseMinibatchSGD(BaseEstimator):
     def _commit(self, state, n_iter, curve, val_scores=None, *, incremental):
         """Publish a finished state as fitted attributes, in one step (a
         single dict update, so an interrupt cannot land half way)."""
-        intercept = state.avg_intercept if self._averaged(state) else state.intercept
+        averaged = self._averaged(state)
+        intercept = state.avg_intercept if averaged else state.intercept
         published = {
             "_state": state,
+            "_averaged_published": averaged,
             "n_iter_": n_iter,
             "t_": state.t,
             "intercept_": self._shape_intercept(intercept).astype(state.coef.dtype),
@@ -737,10 +749,15 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _init_arrays(self, n_outputs, n_features, coef_init, intercept_init):
         """Check ``coef_init`` / ``intercept_init``; fall back to warm start."""
+        assigned = self.__dict__.pop("_assigned_coef", None)
         if self.warm_start and hasattr(self, "_state"):
             if self._state.coef.shape == (n_outputs, n_features):
                 # As scikit-learn: warm values fill in only what is not given.
-                warm_coef, warm_intercept = self._public_weights(self._state)
+                warm_coef, warm_intercept = self._public_weights(
+                    self._state, averaged=self._published_average())
+                if assigned is not None:
+                    assigned = assigned.toarray() if sp.issparse(assigned) else assigned
+                    warm_coef = self._unshape_coef(assigned, (n_outputs, n_features))
                 coef_init = warm_coef if coef_init is None else coef_init
                 intercept_init = warm_intercept if intercept_init is None else intercept_init
         if coef_init is not None:

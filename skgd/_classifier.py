@@ -252,7 +252,6 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         """
         with self._unchanged_on_error():
             self._check_params()
-            self.__dict__.pop("_assigned_coef", None)
             X, y = self._validate_X(X, y, reset=True)
             check_classification_targets(y)
             classes = np.unique(y)

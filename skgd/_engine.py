@@ -5,10 +5,11 @@ The estimators never touch the compiled kernel directly; they hold an
 call and call :func:`run_pass` once per epoch or chunk.
 
 A pass changes the state in place. What a failed or interrupted call needs
-to put back is recorded by an :class:`Undo`: for CSR streams a journal of
-the columns the pass changed (so a call costs what its data touches, however
-wide the model), otherwise a copy of the arrays the pass may change (a dense
-row touches every weight anyway).
+to put back is recorded by an :class:`Undo`: for CSR streams a journal in
+which the pass records the weights of every row's columns before the row's
+step (so a call costs what its data touches, however wide the model),
+otherwise a copy of the arrays the pass may change (a dense row touches
+every weight anyway).
 """
 
 import warnings
@@ -207,6 +208,8 @@ class EngineState:
             self.clock[K.AVG_B] = self.clock[K.AVG_N] = self.clock[K.AVG_CHECK] = 0.0
         if rule.average is None:
             self.avg_intercept = np.zeros(0)
+            # no lazy sum left to correct: the kernel must not write one
+            self.clock[K.AVG_B] = self.clock[K.AVG_N] = self.clock[K.AVG_CHECK] = 0.0
         if want(rule.l1 is not None, "l1_applied", shape):
             self.clock[K.L1_U] = 0.0
             # sum(|coef|) is only kept up to date while L1 is on
@@ -215,6 +218,18 @@ class EngineState:
             self.velocity_b = np.zeros(n_out)
         if rule.momentum is None:
             self.velocity_b = np.zeros(0)
+
+    def replace_weights(self, coef):
+        """New weights (unscaled); the averaging sum absorbs the old ones
+        first, so past averages are kept. Arrays are replaced, not written
+        in place."""
+        if self.avg_coef.size and self.clock[K.AVG_B] != 0.0:
+            # the lazy sum avg_coef + AVG_B * coef (unscaled coef), made explicit
+            self.avg_coef = self.avg_coef + self.clock[K.AVG_B] * self.coef
+            self.clock[K.AVG_B] = 0.0
+        self.coef = np.array(coef, dtype=self.coef.dtype, order="C")
+        self.clock[K.SCALE] = 1.0
+        K.recount_norms(self.coef, self.clock)
 
     def arrays(self):
         """The state tuple the kernel takes (with its column-slot scratch).
@@ -353,9 +368,10 @@ class Undo:
     references of the per-feature arrays, which :meth:`EngineState.conform`
     may replace. :meth:`prepare` then either copies the per-feature arrays
     whole (dense data, momentum, or a pass that folds the lazy scale) or
-    gives the pass a journal in which the kernel records each column the
-    first time it changes it (CSR streams): then a call costs what its data
-    touches, however wide the model.
+    gives the pass a journal in which the kernel records the columns of
+    every row before the row's step, repeats included, undone newest first
+    (CSR streams): then a call costs what its data touches, however wide
+    the model.
     """
 
     _PER_FEATURE = ("coef", "avg_coef", "l1_applied", "velocity")
@@ -545,6 +561,8 @@ def _check_layout(state, X, Y, sample_weight, rows, rule):
     for name, shape in expected.items():
         if getattr(state, name).shape != shape:
             problems.append(f"{name} has shape {getattr(state, name).shape}, not {shape}")
+    if state.clock[K.AVG_B] != 0.0 and rule.average is None:
+        problems.append("a lazy averaging sum without averaging arrays")
     if problems:
         raise RuntimeError("skgd engine: state and input do not match ("
                            + "; ".join(problems) + "). This is a bug in skgd.")

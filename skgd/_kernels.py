@@ -45,10 +45,10 @@ Cost
 A pass costs the non-zeros it reads plus the number of outputs: scratch
 space is sized by the largest minibatch's non-zeros, the columns a batch
 touches are tracked in the state's persistent ``slot`` array (reset after
-every batch), and an undo journal (CSR streams) records each column the first
-row it reads (undone in reverse order, so it needs no per-column marks).
-Only momentum (every weight moves with its
-velocity) and folding the lazy scale touch every weight.
+every batch), and an undo journal (CSR streams) records the columns of every
+row before the row's step (undone newest first, so it needs no per-column
+marks). Only momentum (every weight moves with its velocity) and folding the
+lazy scale touch every weight.
 
 (Everything ``sgd_pass`` calls lives in this file: numba's disk cache only
 sees changes to the file of the function it caches.)

@@ -199,7 +199,6 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         """
         with self._unchanged_on_error():
             self._check_params()
-            self.__dict__.pop("_assigned_coef", None)
             X, y, sw = self._targets(X, y, sample_weight, reset=True)
             coef_init, intercept_init = self._init_arrays(
                 1, X.shape[1], coef_init, intercept_init

@@ -464,3 +464,67 @@ def test_weights_exploding_while_finite_are_reported_and_undone():
     with pytest.raises(ValueError, match=r"diverged at epoch 1: the weights grew by a factor"):
         est.partial_fit(X * 1e4, y * 1e4)
     assert_array_equal(est.coef_, before)
+
+
+def _sparse_problem():
+    rng = np.random.RandomState(0)
+    X = sp.csr_matrix(rng.randn(200, 8) * (rng.rand(200, 8) < 0.5))
+    return X, (np.asarray(X.sum(axis=1)).ravel() > 0).astype(int)
+
+
+def test_switching_averaging_off_leaves_no_lazy_sum_to_correct():
+    """With averaging dropped mid-stream, the clipping and L1 steps must not
+    correct an averaging sum that no longer exists (they would write outside
+    an empty array): the state's lazy-sum coefficient is reset with it."""
+    X, y = _sparse_problem()
+    est = MinibatchSGDClassifier(penalty="l1", average=True, clip_norm=1.0, batch_size=4,
+                                 random_state=0)
+    est.partial_fit(X, y, classes=[0, 1])
+    est.partial_fit(X, y)
+    assert est._state.clock[3] != 0.0  # AVG_B: a lazy sum in use
+    est.set_params(average=False)
+    est.partial_fit(X, y)
+    assert est._state.avg_coef.shape == (0, 0)
+    assert est._state.clock[3] == 0.0 and est._state.clock[8] == 0.0
+
+
+def test_a_failed_call_after_assigning_coef_restores_the_training_state():
+    X, y = _sparse_problem()
+    target = np.asarray(X.sum(axis=1)).ravel()
+    est = MinibatchSGDRegressor(random_state=0).partial_fit(X, target)
+    before = {k: v.copy() for k, v in vars(est._state).items() if isinstance(v, np.ndarray)}
+    est.coef_ = np.ones(8)
+
+    def failing_check(*args, **kwargs):
+        raise ValueError("forced")
+
+    est._check_finite = failing_check
+    with pytest.raises(ValueError, match="forced"):
+        est.partial_fit(X, target)
+    del est._check_finite
+    for name, value in before.items():
+        assert getattr(est._state, name).tobytes() == value.tobytes(), name
+    assert_array_equal(est.coef_, np.ones(8))  # still what the user assigned
+
+
+def test_published_weights_do_not_change_with_later_parameters():
+    """As scikit-learn's: coef_ and predictions stay those of the last
+    training call when ``average`` is changed afterwards."""
+    X, y = _sparse_problem()
+    est = MinibatchSGDClassifier(average=True, random_state=0, max_iter=5, tol=None).fit(X, y)
+    coef = est.coef_.copy()
+    est.set_params(average=False)
+    assert_array_equal(est.coef_, coef)
+    assert_allclose(est.decision_function(X), X @ coef.ravel() + est.intercept_)
+
+
+def test_assigned_coef_is_where_training_continues():
+    X, y = _sparse_problem()
+    kw = dict(max_iter=1, tol=None, random_state=0, learning_rate="constant", eta0=1e-12,
+              penalty=None)
+    warm = MinibatchSGDClassifier(warm_start=True, **kw).fit(X, y)
+    warm.coef_ = np.full((1, 8), 3.0)
+    assert_allclose(warm.fit(X, y).coef_, 3.0, atol=1e-6)
+    stream = MinibatchSGDClassifier(**kw).partial_fit(X, y, classes=[0, 1])
+    stream.coef_ = np.full((1, 8), 3.0)
+    assert_allclose(stream.partial_fit(X, y).coef_, 3.0, atol=1e-6)
