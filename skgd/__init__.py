@@ -2,7 +2,9 @@
 
 from ._classifier import MinibatchSGDClassifier
 from ._regressor import MinibatchSGDRegressor
+from .exceptions import StepCapWarning
 from .gradcheck import check_gradient
 
-__all__ = ["MinibatchSGDClassifier", "MinibatchSGDRegressor", "check_gradient"]
+__all__ = ["MinibatchSGDClassifier", "MinibatchSGDRegressor", "StepCapWarning",
+           "check_gradient"]
 __version__ = "0.1.0"

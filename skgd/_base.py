@@ -10,17 +10,26 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
-from . import _engine
+try:  # scikit-learn >= 1.9: the sparse type its configuration asks for
+    from sklearn.utils import _align_api_if_sparse as _align_sparse_api
+except ImportError:  # pragma: no cover - older scikit-learn returns csr_matrix
+    def _align_sparse_api(X):
+        return sp.csr_matrix(X)
+
+from . import _engine, _kernels
 from . import _smoothness as smoothness
 from .losses import Loss, MulticlassLoss, get_loss
-from .schedules import ADAPTIVE, OPTIMAL, SCHEDULES, optimal_init
+from .exceptions import StepCapWarning
+from .schedules import (ADAPTIVE, CONSTANT, INVSCALING, OPTIMAL, PA1, PA_LOSSES, SCHEDULES,
+                        optimal_init)
+from ._stopping import StoppingRule, patience_epochs
 
 _FLOATS = [np.float64, np.float32]
 _INDEX_TYPES = [np.int32, np.int64]
@@ -178,6 +187,21 @@ class BaseMinibatchSGD(BaseEstimator):
             )
         if self.penalty == "elasticnet" and self.l1_ratio is None:
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
+        if self.learning_rate in ("pa1", "pa2"):
+            needed = PA_LOSSES["classifier" if is_classifier(self) else "regressor"]
+            if self.loss != needed:
+                raise ValueError(
+                    f"Learning rate '{self.learning_rate}' only works with loss "
+                    f"'{needed}' (passive-aggressive steps are defined for it); got "
+                    f"loss={self.loss!r}."
+                )
+        if self.power_t < 0:
+            warnings.warn(
+                "Negative values for `power_t` are deprecated in version 1.8 and will "
+                "raise an error in 1.10. Use values in the range [0.0, inf) instead. "
+                "(As scikit-learn: a negative power_t makes the 'invscaling' rate grow.)",
+                FutureWarning,
+            )
         # a fresh object: the per-call plan is cached against its identity
         self.__dict__["_checked_params"] = (for_partial_fit, object())
 
@@ -365,8 +389,49 @@ class BaseMinibatchSGD(BaseEstimator):
     def _l1_ratio(self):
         return self.l1_ratio if self.l1_ratio is not None else 0.0
 
+    def _scikit_learns_algorithm(self, plan, batch_size):
+        """Whether a run takes scikit-learn's steps: per sample, a built-in
+        loss whose step cap cannot bind, no clipping, no momentum. Such a
+        run stops by scikit-learn's ``tol`` rule (the unweighted loss along
+        the epoch); any other watches the weighted objective it minimises,
+        since its steps differ from those scikit-learn's rule was made for
+        (under strong class weights the unweighted loss of capped or clipped
+        steps can rise while the weighted objective falls)."""
+        rule, loss = plan.rule, plan.loss
+        return (batch_size == 1 and isinstance(self.loss, str)
+                and (not loss.curvature or loss.per_sample_floor)
+                and rule.clip_value is None and rule.clip_norm is None
+                and rule.momentum is None)
+
+    def _warn_if_capped(self, state, hyper):
+        """Warn (once per parameter setting) when the step cap shortens the
+        first step an ``eta0`` schedule asks for: the user's rate is then
+        not the one used (skgd.StepCapWarning)."""
+        token = self.__dict__.get("_checked_params")
+        if (SCHEDULES[self.learning_rate] not in (CONSTANT, INVSCALING, ADAPTIVE)
+                or self.__dict__.get("_cap_warned") is token):
+            return
+        hyper = np.asarray(hyper, dtype=np.float64)
+        m, t = int(hyper[_kernels.H_BATCH_SIZE]), state.t
+        asked = m * float(_kernels.learning_rate(hyper, t + 0.5 * (m - 1)))
+        eta, eta_b = _kernels.step_sizes(hyper, t, m)
+        if min(eta, eta_b) < asked * (1.0 - 1e-9):
+            self.__dict__["_cap_warned"] = token
+            warnings.warn(
+                f"The step-size cap shortens the steps eta0={self.eta0!r} asks for "
+                f"({asked:.3g} at batch_size={m}) to {eta:.3g} for the weights and "
+                f"{eta_b:.3g} for the intercept: longer steps could diverge on this "
+                "data (see the user guide, 'Batch size and step size'). The run "
+                "differs from scikit-learn's; lower eta0 or scale the features to take "
+                "the steps you ask for.",
+                StepCapWarning,
+                stacklevel=4,
+            )
+
     def _hyper(self, state, plan, n_rows):
         loss = plan.loss
+        # a batch larger than the data is the whole data
+        batch_size = min(self.batch_size, max(n_rows, 1))
         return _engine.make_hyper(
             schedule=SCHEDULES[self.learning_rate],
             alpha=self.alpha,
@@ -376,19 +441,25 @@ class BaseMinibatchSGD(BaseEstimator):
             penalty=self.penalty,
             l1_ratio=self._l1_ratio(),
             fit_intercept=self.fit_intercept,
-            # a batch larger than the data is the whole data
-            batch_size=min(self.batch_size, max(n_rows, 1)),
+            batch_size=batch_size,
             average=self.average,
             dtype=state.coef.dtype,
             curvature=loss.curvature,
             per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
+            weighted_objective=not self._scikit_learns_algorithm(plan, batch_size),
         )
 
-    def _new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None):
-        # One draw from random_state seeds every shuffle of this state, as
-        # scikit-learn's SGD seeds its per-call shuffles.
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+    def _shuffle_seed(self):
+        """One draw from random_state seeds every shuffle of a state, as
+        scikit-learn's SGD seeds its per-call shuffles."""
+        return check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+
+    def _new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None,
+                   *, for_fit=False):
+        # fit draws the seed after its validation split (see _fit_state), as
+        # scikit-learn does: a RandomState instance then gives its split
+        seed = 0 if for_fit else self._shuffle_seed()
         return _engine.EngineState(n_outputs, n_features, dtype, shuffle_seed=seed,
                                    eta0=self.eta0, outputs=self._outputs(),
                                    coef_init=coef_init, intercept_init=intercept_init)
@@ -410,7 +481,8 @@ class BaseMinibatchSGD(BaseEstimator):
         data a stream actually brings; otherwise a chunk costs one pass over
         its non-zeros here.
         """
-        if not loss.curvature or (loss.per_sample_floor and self.batch_size == 1):
+        if (not loss.curvature or (loss.per_sample_floor and self.batch_size == 1)
+                or SCHEDULES[self.learning_rate] >= PA1):
             return
         chunk, trace = smoothness.estimate_with_trace(
             X, rows, sample_weight, self.fit_intercept, lam_w=state.smoothness[0])
@@ -419,11 +491,6 @@ class BaseMinibatchSGD(BaseEstimator):
             chunk = chunk._replace(lam_w=smoothness.largest_eigenvalue(X, rows, sample_weight))
             state.lam_trace = trace
         state.see_data(chunk)
-
-    def _objective(self, total_loss, weight_sum, state):
-        l2, l1 = _engine.penalty_strengths(self.penalty, self.alpha, self._l1_ratio())
-        # Python floats: an overflow gives inf, which the divergence check reports
-        return float(total_loss) / max(weight_sum, _TINY) + state.penalty(l2, l1)
 
     @staticmethod
     def _raise_loss_failure(prepared, plan):
@@ -458,10 +525,12 @@ class BaseMinibatchSGD(BaseEstimator):
         that grew by ten orders of magnitude in one pass while staying finite.
         """
         if not (np.isfinite(objective) and state.is_finite(full=full)):
+            # scikit-learn's words first: code may match on them
             raise ValueError(
-                f"Training diverged at epoch {epoch}: the weights or the loss are "
-                "no longer finite. Scale the features (e.g. StandardScaler), lower "
-                "eta0, or set clip_norm."
+                f"Floating-point under-/overflow occurred at epoch #{epoch}. Training "
+                f"diverged at epoch {epoch}: the weights or the loss are no longer "
+                "finite. Scale the features (e.g. StandardScaler), lower eta0, or set "
+                "clip_norm."
             )
         if norm_before:
             norm = state.squared_norm()
@@ -474,35 +543,58 @@ class BaseMinibatchSGD(BaseEstimator):
                 )
 
     def _run_epochs(self, X, Y, sample_weight, state, plan, *, rows, max_epochs,
-                    validation=None):
+                    validation=None, out_weight=None):
         """The epoch driver: shuffle, one compiled pass, stopping rules.
+
+        Each problem (each class in one-vs-rest, else the whole model) stops
+        on its own, as in scikit-learn: a stopped class's derivatives get
+        weight zero in the passes that go on for the others, and its weights
+        as they were when it stopped are put back at the end.
 
         Returns
         -------
         n_iter : int
+            Epochs run (the largest over the problems).
         curve : list of float
-            Mean training objective (weighted loss + penalty) per epoch.
+            The training objective per epoch (summed over the problems).
         val_scores : list of float
         """
-        self._see_data(state, X, rows, sample_weight, plan.loss)
+        self._see_data(state, X, rows, _largest_weights(sample_weight, Y, out_weight),
+                       plan.loss)
         state.conform(plan.rule)
         hyper = self._hyper(state, plan, rows.size)
+        self._warn_if_capped(state, hyper)
+        per_output = self._per_output_problems(state)
+        if per_output and out_weight is None:
+            out_weight = np.ones((state.n_outputs, 2))
+        base_weight = None if out_weight is None else out_weight.copy()
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
-                                plan.params, self.shuffle)
-        weight_sum = float(sample_weight[rows].sum())
+                                plan.params, self.shuffle, out_weight=out_weight)
+        n_problems = state.n_outputs if per_output else 1
+        rule = StoppingRule(n_problems, self.tol, patience_epochs(
+            self.n_iter_no_change, rows.size, int(hyper.batch_size)))
+        rates = np.full(n_problems, state.eta)
+        adaptive = SCHEDULES[self.learning_rate] == ADAPTIVE
+
+        def lower_rate(k):
+            if adaptive and rates[k] > 1e-6:
+                rates[k] /= 5.0
+                return True
+            return False
+
+        latest = np.zeros(n_problems)
+        frozen = {}
         curve, val_scores = [], []
-        best, no_improvement = np.inf, 0
-        use_tol = self.tol is not None
         start = time.perf_counter()
-        n_iter = 0
         for epoch in range(1, max_epochs + 1):
             norm_before = state.squared_norm()
-            weighted, _ = _engine.run_pass(prepared)
+            sums = _engine.run_pass(prepared)
             self._raise_loss_failure(prepared, plan)
-            objective = self._objective(weighted, weight_sum, state)
+            objectives = _mean_objectives(sums, per_output)
+            latest[rule.active] = objectives[rule.active]
+            objective = float(latest.sum())
             self._check_finite(state, objective, epoch, full=False, norm_before=norm_before)
             curve.append(objective)
-            n_iter = epoch
             if self.verbose:
                 coef, intercept = state.weights()
                 print(
@@ -512,30 +604,39 @@ class BaseMinibatchSGD(BaseEstimator):
                 )
             if validation is not None:
                 Xv, yv, swv = validation
-                score = self._score_scores(self._state_scores(state, Xv), yv, swv)
-                val_scores.append(score)
-                current = -score
+                scores = self._state_scores(state, Xv)
+                val_scores.append(self._score_scores(scores, yv, swv))
+                current = -(self._problem_scores(scores, yv, swv) if per_output
+                            else np.array([val_scores[-1]]))
             else:
-                # The objective being minimised: weighted mean loss plus penalty.
-                # (scikit-learn watches the unweighted loss; under strong class
-                # weights that is dominated by samples that barely count, and
-                # stops training too early.)
-                current = objective
-            if not use_tol:
-                continue
-            if current > best - self.tol:
-                no_improvement += 1
-            else:
-                no_improvement = 0
-            best = min(best, current)
-            if no_improvement >= self.n_iter_no_change:
-                if SCHEDULES[self.learning_rate] == ADAPTIVE and state.eta > 1e-6:
-                    state.eta /= 5.0
-                    prepared.set_eta0(state.eta)
-                    no_improvement = 0
-                else:
-                    break
-        return n_iter, curve, val_scores
+                # scikit-learn's criterion: the mean over the rows of loss
+                # plus penalty, each at the weights the row saw
+                current = objectives
+            for k in rule.update(epoch, current, lower_rate):
+                if per_output:
+                    frozen[k] = state.snapshot_output(k)
+                    out_weight[k] = 0.0
+            if rule.done:
+                break
+            if adaptive and rates[rule.active].max() != state.eta:
+                # the classes share the step of L2 decay (the fastest active
+                # class's); each one's gradient steps at its own rate
+                state.eta = float(rates[rule.active].max())
+                prepared.set_eta0(state.eta)
+                if per_output:
+                    active = rule.active
+                    out_weight[active] = base_weight[active] * (rates[active] / state.eta)[:, None]
+        if frozen:
+            state.restore_outputs(frozen)
+        return int(rule.n_iter.max()), curve, val_scores
+
+    def _per_output_problems(self, state):
+        """Whether each output is a problem of its own (one-vs-rest)."""
+        return False
+
+    def _problem_scores(self, scores, y, sample_weight):
+        """Validation score of each output's own problem (one-vs-rest)."""
+        raise NotImplementedError
 
     def _averaged(self, state):
         """Whether the published model is the averaged one (averaging on and
@@ -562,7 +663,7 @@ class BaseMinibatchSGD(BaseEstimator):
         intercept = state.avg_intercept if averaged else state.intercept
         return state.scores(X, averaged) + intercept
 
-    def _fit_state(self, X, Y, sample_weight, state, stratify):
+    def _fit_state(self, X, Y, sample_weight, state, stratify, out_weight=None):
         """Full training of ``fit``: split, epochs, convergence warning."""
         n = X.shape[0]
         rows = np.arange(n, dtype=np.int64)
@@ -571,9 +672,10 @@ class BaseMinibatchSGD(BaseEstimator):
         if self.early_stopping:
             rows, val = self._validation_split(n, stratify, sample_weight)
             validation = (X[val], stratify[val], sample_weight[val])
+        state.shuffle_seed = self._shuffle_seed()
         n_iter, curve, val_scores = self._run_epochs(
             X, Y, sample_weight, state, self._plan(), rows=rows, max_epochs=self.max_iter,
-            validation=validation,
+            validation=validation, out_weight=out_weight,
         )
         if self.tol is not None and n_iter == self.max_iter:
             warnings.warn(
@@ -604,15 +706,15 @@ class BaseMinibatchSGD(BaseEstimator):
             )
         if not np.any(sample_weight[val] > 0):
             raise ValueError(
-                "The sample weights for the validation set are all zero; use a "
-                "different random_state."
+                "The sample weights for validation set are all zero, consider using a "
+                "different random state (random_state) or validation_fraction."
             )
         return np.sort(train).astype(np.int64), np.sort(val)
 
     def _is_classifier_like(self):
         return False
 
-    def _partial_state(self, X, Y, sample_weight, state, undo):
+    def _partial_state(self, X, Y, sample_weight, state, undo, out_weight=None):
         """One pass over a chunk, in place; what it changes is recorded in
         ``undo`` (a list the caller rolls back if the call fails)."""
         plan = self._plan()
@@ -620,16 +722,19 @@ class BaseMinibatchSGD(BaseEstimator):
         record = _engine.Undo(state)
         undo.append(record)
         self._take_assigned_coef(state)
-        self._see_data(state, X, rows, sample_weight, plan.loss)
+        self._see_data(state, X, rows, _largest_weights(sample_weight, Y, out_weight),
+                       plan.loss)
         state.conform(plan.rule)
         hyper = self._hyper(state, plan, rows.size)
+        self._warn_if_capped(state, hyper)
         record.prepare(X, rows, hyper, plan.rule)
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
-                                plan.params, self.shuffle, journal=record.journal)
+                                plan.params, self.shuffle, journal=record.journal,
+                                out_weight=out_weight)
         norm_before = state.squared_norm()
-        weighted, _ = _engine.run_pass(prepared)
+        sums = _engine.run_pass(prepared)
         self._raise_loss_failure(prepared, plan)
-        objective = self._objective(weighted, float(sample_weight.sum()), state)
+        objective = float(_mean_objectives(sums, False)[0])
         self._check_finite(state, objective, 1, full=False, norm_before=norm_before)
         return [objective], hyper
 
@@ -643,6 +748,10 @@ class BaseMinibatchSGD(BaseEstimator):
         if Xf is None:
             Xf = self._validate_X(X, reset=False)
         if assigned is not None:
+            if sp.issparse(assigned) and assigned.ndim == 1:
+                # a regressor's sparsified coef_: scipy cannot multiply 1-d sparse
+                # matrices by sparse X
+                assigned = assigned.toarray()
             return safe_sparse_dot(Xf, assigned.T, dense_output=True) + self.intercept_
         state = self._state
         scores = self._state_scores(state, Xf, averaged=self._published_average())
@@ -665,6 +774,9 @@ class BaseMinibatchSGD(BaseEstimator):
         if state is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute 'coef_'")
         key = (state.version, self._published_average())
+        sparse = self.__dict__.get("_sparse_coef")
+        if sparse is not None and sparse[0] == key:
+            return sparse[1]  # sparsified, and not trained since
         cached = state._scratch.get("coef_")
         if cached is None or cached[0] != key:
             # Formed on demand: training never pays O(n_features) to publish.
@@ -680,6 +792,46 @@ class BaseMinibatchSGD(BaseEstimator):
         # with, what the next partial_fit starts from, and what a warm-start
         # fit starts from.
         self.__dict__["_assigned_coef"] = value
+
+    def sparsify(self):
+        """Convert ``coef_`` to a scipy.sparse CSR matrix, as scikit-learn's
+        ``SGDClassifier.sparsify``: smaller and faster to predict with when
+        most weights are zero (e.g. after L1). Predictions do not change.
+
+        Unlike scikit-learn, training may go on afterwards: ``partial_fit``
+        and a warm-start ``fit`` start from these weights (``coef_`` is then
+        dense again).
+
+        Returns
+        -------
+        self : object
+        """
+        check_is_fitted(self, msg=f"Estimator, {type(self).__name__}, must be fitted "
+                                  "before sparsifying.")
+        sparse = _align_sparse_api(sp.csr_array(self.coef_))
+        if "_assigned_coef" in self.__dict__:  # the user's own weights
+            self.coef_ = sparse
+        else:
+            # a view of the model's weights, until the next training call: the
+            # model (and so every prediction) stays exactly as it was
+            key = (self._state.version, self._published_average())
+            self.__dict__["_sparse_coef"] = (key, sparse)
+        return self
+
+    def densify(self):
+        """Convert a sparse ``coef_`` (see :meth:`sparsify`) back to a dense
+        array; no-op when it is dense.
+
+        Returns
+        -------
+        self : object
+        """
+        check_is_fitted(self, msg=f"Estimator, {type(self).__name__}, must be fitted "
+                                  "before densifying.")
+        self.__dict__.pop("_sparse_coef", None)
+        if sp.issparse(self.__dict__.get("_assigned_coef")):
+            self.coef_ = self.coef_.toarray()
+        return self
 
     def _take_assigned_coef(self, state):
         """Start training from weights the user assigned to ``coef_`` (unless
@@ -699,6 +851,7 @@ class BaseMinibatchSGD(BaseEstimator):
         state = super().__getstate__()
         state.pop("_plan_cache", None)  # compiled objects; rebuilt on demand
         state.pop("_checked_params", None)  # a token; the next call checks again
+        state.pop("_cap_warned", None)
         return state
 
     # -------------------------------------------------------- bookkeeping
@@ -765,17 +918,19 @@ class BaseMinibatchSGD(BaseEstimator):
             if coef_init.size != n_outputs * n_features or coef_init.ndim > 2 or (
                 coef_init.ndim == 2 and coef_init.shape != (n_outputs, n_features)
             ):
+                # scikit-learn's words (they differ for one output and several)
+                name = "coef_init" if n_outputs == 1 else "``coef_``"
                 raise ValueError(
-                    f"coef_init has shape {coef_init.shape}; expected "
-                    f"({n_outputs}, {n_features})."
+                    f"Provided {name} does not match dataset: coef_init has shape "
+                    f"{coef_init.shape}; expected ({n_outputs}, {n_features})."
                 )
             coef_init = coef_init.reshape(n_outputs, n_features)
         if intercept_init is not None:
             intercept_init = _real_array(intercept_init, "intercept_init").reshape(-1)
             if intercept_init.shape != (n_outputs,):
                 raise ValueError(
-                    f"intercept_init has shape {intercept_init.shape}; expected "
-                    f"({n_outputs},)."
+                    f"Provided intercept_init does not match dataset: intercept_init "
+                    f"has shape {intercept_init.shape}; expected ({n_outputs},)."
                 )
         for name, init in (("coef_init", coef_init), ("intercept_init", intercept_init)):
             if init is not None and not np.isfinite(init).all():
@@ -789,6 +944,26 @@ class BaseMinibatchSGD(BaseEstimator):
                     f"{np.abs(init).max():.3g}): their squares overflow float64."
                 )
         return coef_init, intercept_init
+
+
+def _largest_weights(sample_weight, Y, out_weight):
+    """Each row's largest weight over the outputs (sample weight times output
+    weight, see ``skgd._kernels.output_weight``): what the step caps must
+    allow for."""
+    if out_weight is None:
+        return sample_weight
+    per_output = np.where(Y > 0, out_weight[:, 1], out_weight[:, 0])
+    return sample_weight * per_output.max(axis=1)
+
+
+def _mean_objectives(sums, per_output):
+    """The mean objective of each problem from a pass's ``(2, n_outputs)``
+    sums (see ``skgd._engine.Pass.run``): each output's own in one-vs-rest,
+    else one for the whole model."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if per_output:
+            return sums[0] / np.maximum(sums[1], _TINY)
+        return np.array([sums[0].sum() / max(sums[1, 0], _TINY)])
 
 
 def _real_array(value, name):

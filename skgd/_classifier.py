@@ -64,10 +64,14 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         are no per-class jobs to spread.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
-    learning_rate : {'optimal', 'constant', 'invscaling', 'adaptive'}, default='optimal'
-        Schedule, see :mod:`skgd.schedules`. ``t`` counts samples.
+    learning_rate : {'optimal', 'constant', 'invscaling', 'adaptive', 'pa1', 'pa2'}, \
+            default='optimal'
+        Schedule, see :mod:`skgd.schedules`. ``t`` counts samples. 'pa1' and
+        'pa2' (passive-aggressive, ``loss='hinge'`` only) replace scikit-learn's
+        deprecated ``PassiveAggressiveClassifier``.
     eta0 : float, default=0.01
-        Initial rate of the 'constant', 'invscaling' and 'adaptive' schedules.
+        Initial rate of the 'constant', 'invscaling' and 'adaptive' schedules;
+        the aggressiveness ``C`` of 'pa1' and 'pa2'.
     power_t : float, default=0.5
         Exponent of 'invscaling'.
     early_stopping : bool, default=False
@@ -262,15 +266,18 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                 )
             idx = np.searchsorted(classes, y)
             sw = self._check_sample_weight(sample_weight, X.shape[0])
-            sw = _with_class_weights(sw, self._class_weights(classes, y, False), idx)
             n_out = self._n_outputs(classes.size)
+            sw, out_weight = self._weigh_classes(
+                sw, self._class_weights(classes, y, False), idx, n_out)
             coef_init, intercept_init = self._init_arrays(
                 n_out, X.shape[1], coef_init, intercept_init
             )
-            state = self._new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init)
+            state = self._new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init,
+                                    for_fit=True)
             Y = self._targets(idx, classes.size)
             self.classes_ = classes  # early stopping scores need it
-            n_iter, curve, val = self._fit_state(X, Y, sw, state, stratify=y)
+            n_iter, curve, val = self._fit_state(X, Y, sw, state, stratify=y,
+                                                 out_weight=out_weight)
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)
             self._commit(state, n_iter, curve, val, incremental=False)
@@ -321,10 +328,9 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                     )
             idx = _label_index(y, all_classes)
             sw = self._check_sample_weight(sample_weight, X.shape[0])
-            if self.class_weight is not None:
-                sw = _with_class_weights(sw, self._class_weights(all_classes, y, True),
-                                         idx)
             n_out = self._n_outputs(all_classes.size)
+            sw, out_weight = self._weigh_classes(
+                sw, self._class_weights(all_classes, y, True), idx, n_out)
             if first:
                 state = self._new_state(n_out, X.shape[1], X.dtype)
             else:
@@ -337,14 +343,15 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                         "Call fit, or set it back."
                     )
             Y = self._targets(idx, all_classes.size)
-            curve, _ = self._partial_state(X, Y, sw, state, undo)
+            curve, _ = self._partial_state(X, Y, sw, state, undo, out_weight=out_weight)
             self.classes_ = all_classes
             self._commit(state, 1, curve, incremental=True)
         return self
 
     def _class_weights(self, classes, y, for_partial_fit):
+        """The weight of each class, or None without ``class_weight``."""
         if self.class_weight is None:
-            return np.ones(classes.size)
+            return None
         if self.class_weight == "balanced" and for_partial_fit:
             raise ValueError(
                 "class_weight 'balanced' is not supported for partial_fit: the "
@@ -370,6 +377,34 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
 
     def _outputs(self):
         return self.multi_class
+
+    def _per_output_problems(self, state):
+        return state.outputs == "ovr" and state.n_outputs > 1
+
+    def _problem_scores(self, scores, y, sample_weight):
+        """Accuracy of each class's binary problem (its score's sign against
+        "is this class"), as scikit-learn's one-vs-rest early stopping."""
+        truth = y[:, None] == self.classes_[None, :]
+        right = (scores > 0) == truth
+        return np.average(right, axis=0, weights=sample_weight)
+
+    def _weigh_classes(self, sample_weight, class_weights, idx, n_out):
+        """Apply the class weights: ``(sample_weight, out_weight)``.
+
+        In one-vs-rest (more than two classes), as scikit-learn, problem k
+        weights its positives by ``class_weight[k]`` and its negatives by 1:
+        that is ``out_weight`` (see ``skgd._kernels.output_weight``). Binary
+        and multinomial models weight each sample by its own class.
+        """
+        if class_weights is None:
+            return sample_weight, None
+        if self._multinomial() or n_out == 1:
+            return _with_class_weights(sample_weight, class_weights, idx), None
+        _check_weight_magnitude(sample_weight * class_weights.max(),
+                                "class_weight times sample_weight")
+        out_weight = np.ones((n_out, 2))
+        out_weight[:, 1] = class_weights
+        return sample_weight, out_weight
 
     def _multinomial(self):
         return self.multi_class == "multinomial"

@@ -22,6 +22,7 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from . import _kernels as K
 from ._smoothness import NO_DATA
+from .schedules import PA1
 
 # Named on the Python side for readability; the kernel gets it as an array.
 Hyper = namedtuple("Hyper", K.HYPER_FIELDS)
@@ -33,7 +34,7 @@ Rule = namedtuple("Rule", "clip_value clip_norm momentum l1 average")
 
 def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_ratio,
                fit_intercept, batch_size, average, dtype, curvature, per_sample_floor,
-               smoothness):
+               smoothness, weighted_objective=False):
     """Build the compiled kernel's run-time hyper-parameters.
 
     ``curvature`` is the loss's bound on its second derivative (None: no
@@ -43,7 +44,8 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
     the bound on the joint one.
     """
     l2, _ = penalty_strengths(penalty, alpha, l1_ratio)
-    beta = curvature or 0.0
+    # passive-aggressive steps bound themselves: no cap
+    beta = 0.0 if schedule >= PA1 else (curvature or 0.0)
     lam_w, l_max_w, lam_b, l_max_b = smoothness
     if not per_sample_floor:
         lam_w, l_max_w = lam_b, l_max_b = lam_w + lam_b, l_max_w + l_max_b
@@ -69,6 +71,9 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
         curv_b_max=beta * l_max_b,
         cap_floor=float(bool(per_sample_floor)),
         prefetch_weights=0.0,  # set by the Pass, which knows the model's size
+        # the objective weighs rows by sample and class weight, or (scikit-
+        # learn's tol rule) counts every row alike
+        weighted_objective=float(weighted_objective),
     )
 
 
@@ -109,8 +114,10 @@ class EngineState:
     velocity, velocity_b : ndarray, float64
         Momentum of the weights and intercepts (empty without momentum).
     clock : ndarray of shape (N_CLOCK,), float64
-        Scalar state, including the tracked norms; slots named in
-        ``skgd._kernels``.
+        Scalar state; slots named in ``skgd._kernels``.
+    norms : ndarray of shape (n_outputs, 2), float64
+        Each output's ``sum(coef ** 2)`` and (while L1 is on) ``sum(|coef|)``,
+        kept up to date by the kernel (unscaled coef).
     shuffle_seed : int
         Seed of the shuffles; each pass's order depends only on it and the
         pass number, so a resumed state shuffles as the original would.
@@ -143,8 +150,10 @@ class EngineState:
         self.clock = np.zeros(K.N_CLOCK, dtype=np.float64)
         self.clock[K.T] = 1.0
         self.clock[K.SCALE] = 1.0
+        # per output: sum(coef ** 2), sum(|coef|) (skgd._kernels.SQ, ABS)
+        self.norms = np.zeros((n_outputs, 2), dtype=np.float64)
         if coef_init is not None:
-            K.recount_norms(self.coef, self.clock)
+            K.recount_norms(self.coef, self.norms)
         self.eta = float(eta0)
         self.shuffle_seed = int(shuffle_seed)  # with clock[PASSES], seeds each shuffle
         # the data's Smoothness, running max, as a plain tuple (what skops trusts)
@@ -164,6 +173,10 @@ class EngineState:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._scratch = {}
+        if "norms" not in state:  # saved by skgd 0.1: the norms were clock slots
+            self.clock = self.clock[[K.T, K.SCALE, K.L1_U, K.AVG_B, K.AVG_N, K.PASSES, -1]]
+            self.norms = np.zeros((self.coef.shape[0], 2))
+            K.recount_norms(self.coef, self.norms)
 
     def copy(self):
         """A deep copy (arrays copied, scratch not shared)."""
@@ -213,7 +226,7 @@ class EngineState:
         if want(rule.l1 is not None, "l1_applied", shape):
             self.clock[K.L1_U] = 0.0
             # sum(|coef|) is only kept up to date while L1 is on
-            self.clock[K.ABS_NORM] = np.abs(self.coef).sum()
+            self.norms[:, K.ABS] = np.abs(self.coef).sum(axis=1)
         if want(rule.momentum is not None, "velocity", shape):
             self.velocity_b = np.zeros(n_out)
         if rule.momentum is None:
@@ -229,7 +242,43 @@ class EngineState:
             self.clock[K.AVG_B] = 0.0
         self.coef = np.array(coef, dtype=self.coef.dtype, order="C")
         self.clock[K.SCALE] = 1.0
-        K.recount_norms(self.coef, self.clock)
+        K.recount_norms(self.coef, self.norms)
+
+    def snapshot_output(self, k):
+        """Output ``k`` as it is now (real, unscaled values), for
+        :meth:`restore_outputs`: its weights, intercept, averages, L1 ledger
+        and velocity. Costs one output's weights."""
+        scale = self.clock[K.SCALE]
+        snap = {"coef": self.coef[k] * scale, "intercept": self.intercept[k]}
+        if self.avg_coef.size:
+            if self.averaging():
+                n = self.clock[K.AVG_N]
+                snap["avg_coef"] = (self.avg_coef[k] + self.clock[K.AVG_B] * self.coef[k]) / n
+                snap["avg_intercept"] = self.avg_intercept[k]
+            else:  # not begun yet: its average will be its weights
+                snap["avg_coef"], snap["avg_intercept"] = snap["coef"], snap["intercept"]
+        for name in ("l1_applied", "velocity", "velocity_b"):
+            if getattr(self, name).size:
+                snap[name] = getattr(self, name)[k].copy()
+        return snap
+
+    def restore_outputs(self, snapshots):
+        """Put outputs back as :meth:`snapshot_output` saw them (the classes of
+        a one-vs-rest fit that stopped before the others). Folds the lazy
+        scale first: costs all the weights once."""
+        K.fold_scale(self.coef, self.clock, self.avg_coef, self.norms)
+        n_avg = self.clock[K.AVG_N]
+        for k, snap in snapshots.items():
+            self.coef[k] = snap["coef"]
+            self.intercept[k] = snap["intercept"]
+            if "avg_coef" in snap and n_avg > 0:
+                # AVG_B is 0 after the fold: the averaged weights are avg_coef / n
+                self.avg_coef[k] = snap["avg_coef"] * n_avg
+                self.avg_intercept[k] = snap["avg_intercept"]
+            for name in ("l1_applied", "velocity", "velocity_b"):
+                if name in snap:
+                    getattr(self, name)[k] = snap[name]
+        K.recount_norms(self.coef, self.norms)
 
     def arrays(self):
         """The state tuple the kernel takes (with its column-slot scratch).
@@ -237,7 +286,7 @@ class EngineState:
         Every array is made C-ordered and writable first (a model loaded
         read-only, e.g. memory-mapped, trains on its own copy)."""
         for name in ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied",
-                     "velocity", "velocity_b", "clock"):
+                     "velocity", "velocity_b", "clock", "norms"):
             value = getattr(self, name)
             if not (value.flags.c_contiguous and value.flags.writeable and value.flags.aligned):
                 setattr(self, name, np.require(value, requirements=("C", "W", "A")))
@@ -245,7 +294,7 @@ class EngineState:
         if slot is None:
             slot = self._scratch["slot"] = np.full(self.n_features, -1, dtype=np.int32)
         return (self.coef, self.intercept, self.avg_coef, self.avg_intercept, self.l1_applied,
-                self.velocity, self.velocity_b, self.clock, slot)
+                self.velocity, self.velocity_b, self.clock, self.norms, slot)
 
     def drop_scratch(self):
         """Forget the scratch (after a pass that failed half way, whose marks
@@ -285,12 +334,13 @@ class EngineState:
 
     def squared_norm(self):
         """``||w||^2`` of the current weights, from the tracked norm."""
-        scale = self.clock[K.SCALE]
-        return float(scale * scale * max(self.clock[K.SQ_NORM], 0.0))
+        scale = float(self.clock[K.SCALE])
+        return scale * scale * max(float(self.norms[:, K.SQ].sum()), 0.0)
 
     def penalty(self, l2, l1):
         """``l2 / 2 * ||w||^2 + l1 * |w|_1`` from the tracked norms."""
-        scale, sq, ab = (float(v) for v in self.clock[[K.SCALE, K.SQ_NORM, K.ABS_NORM]])
+        scale = float(self.clock[K.SCALE])
+        sq, ab = (float(v) for v in self.norms.sum(axis=0))
         # Python floats: an overflow gives inf (checked by the caller), no warning
         return 0.5 * l2 * scale * scale * max(sq, 0.0) + (l1 * scale * max(ab, 0.0) if l1 else 0.0)
 
@@ -302,14 +352,15 @@ class EngineState:
     def is_finite(self, full=False):
         """Whether the state is finite.
 
-        The clock tracks ``sum(coef**2)`` and the changes to the averaging
-        sums, so a weight that overflowed shows there: the check costs the
-        number of outputs. ``full=True`` scans every array instead.
+        The norms track ``sum(coef**2)`` and the clock the changes to the
+        averaging sums, so a weight that overflowed shows there: the check
+        costs the number of outputs. ``full=True`` scans every array instead.
         """
         if full:
             arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
         else:
-            arrays = [self.clock, self.intercept, self.avg_intercept, self.velocity_b]
+            arrays = [self.clock, self.norms, self.intercept, self.avg_intercept,
+                      self.velocity_b]
             if self.velocity.size:  # momentum: every weight moved anyway
                 arrays.append(self.velocity)
         return all(np.isfinite(a).all() for a in arrays)
@@ -375,7 +426,7 @@ class Undo:
     """
 
     _PER_FEATURE = ("coef", "avg_coef", "l1_applied", "velocity")
-    _SMALL = ("intercept", "avg_intercept", "velocity_b", "clock")
+    _SMALL = ("intercept", "avg_intercept", "velocity_b", "clock", "norms")
 
     def __init__(self, state):
         self.state = state
@@ -390,7 +441,7 @@ class Undo:
         state = self.state
         if (sp.issparse(X) and rule.momentum is None
                 and not K.pass_would_fold(state.clock, np.asarray(hyper, dtype=np.float64),
-                                          rows.size)):
+                                          rows.size, rule.clip_norm is not None)):
             self.journal = _new_journal(state, X, rows)
         else:
             self.full = {name: getattr(state, name).copy() for name in self._PER_FEATURE}
@@ -479,11 +530,13 @@ class Pass:
     Python is a few microseconds.
 
     The state must already :meth:`~EngineState.conform` to ``rule``.
+    ``out_weight`` (see ``skgd._kernels.output_weight``) may be changed in
+    place between runs: that is how a one-vs-rest class stops.
     """
 
     def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, journal=None):
-        _check_layout(state, X, Y, sample_weight, rows, rule)
+                 shuffle, journal=None, out_weight=None):
+        _check_layout(state, X, Y, sample_weight, rows, rule, out_weight)
         self.state = state
         self.rows = rows
         self.shuffle = shuffle
@@ -496,24 +549,28 @@ class Pass:
         # in the CPU's own caches (a wide model); below that it only costs.
         hyper[K.H_PREFETCH_WEIGHTS] = float(sp.issparse(X) and state.coef.nbytes > _PREFETCH_FROM)
         per_sample = None if hyper[K.H_BATCH_SIZE] == 1 else False
+        self.out_weight = out_weight
+        self.objective = np.zeros((3, state.n_outputs))
         self.args = [data, Y, sample_weight, self.order, state.shuffle_seed if shuffle else -1,
                      state.arrays(), hyper, loss_spec, loss_params, rule, journal, cap,
-                     self.report, per_sample]
+                     self.report, per_sample, out_weight, self.objective]
         self.key = _type_key(data + (Y, sample_weight, self.order), state.coef, loss_spec,
-                             loss_params, rule, journal) + (per_sample is None,)
+                             loss_params, rule, journal) + (per_sample is None,
+                                                            out_weight is None)
 
     def set_eta0(self, eta0):
         """Lower the base rate (the 'adaptive' schedule)."""
         self.args[6][K.H_ETA0] = eta0
 
     def run(self):
-        """Run the pass; returns the summed weighted and unweighted losses
-        (see ``sgd_pass``)."""
+        """Run the pass; returns a new array of shape (2, n_outputs): each
+        output's sum over the rows of loss plus penalty, and the rows' total
+        weight in it (the ``objective`` of ``sgd_pass``)."""
         if self.shuffle:  # each pass shuffles the rows afresh, from (seed, pass)
             self.order[:] = self.rows
-        result = _call_kernel(tuple(self.args), self.key)
+        _call_kernel(tuple(self.args), self.key)
         self.state.version += 1
-        return result
+        return self.objective[:2].copy()
 
     def loss_failure(self):
         """``(score, target, output)`` where a user's loss first gave a
@@ -536,11 +593,15 @@ def run_pass(prepared):
     return prepared.run()
 
 
-def _check_layout(state, X, Y, sample_weight, rows, rule):
+def _check_layout(state, X, Y, sample_weight, rows, rule, out_weight=None):
     """The promises the compiled pass relies on, checked in O(outputs)."""
     n_out, n_features = state.coef.shape
     full = (n_out, n_features)
     problems = []
+    if out_weight is not None and not (
+            out_weight.shape == (n_out, 2) and out_weight.dtype == np.float64
+            and out_weight.flags.c_contiguous):
+        problems.append(f"output weights of shape {out_weight.shape}, not {(n_out, 2)}")
     if X.shape[1] != n_features:
         problems.append(f"X has {X.shape[1]} columns, the model {n_features}")
     if Y.shape[0] != X.shape[0] or sample_weight.shape[0] != X.shape[0]:
@@ -557,6 +618,7 @@ def _check_layout(state, X, Y, sample_weight, rows, rule):
         "velocity": full if rule.momentum is not None else (0, 0),
         "velocity_b": (n_out,) if rule.momentum is not None else (0,),
         "clock": (K.N_CLOCK,),
+        "norms": (n_out, 2),
     }
     for name, shape in expected.items():
         if getattr(state, name).shape != shape:

@@ -4,8 +4,8 @@ One call of :func:`sgd_pass` runs every minibatch of one epoch (or of one
 ``partial_fit`` chunk). A minibatch is a chain of small named steps, in the
 spirit of optax's ``chain``::
 
-    scores and loss derivatives -> L2 decay -> gradient -> clip by value
-    -> clip by global norm -> step (plain or momentum) -> L1 -> average
+    scores and loss derivatives -> gradient -> clip by value -> clip by
+    global norm -> L2 decay -> step (plain or momentum) -> L1 -> average
 
 Each step that can be switched off is an ``overload`` chosen when the pass is
 compiled: an option that is off arrives as ``None`` and its step compiles to
@@ -27,9 +27,9 @@ Weights
 classes train in the same pass. The real weights are ``scale * coef``: L2
 weight decay multiplies ``scale`` only, which keeps a sparse step as cheap as
 the non-zeros it touches (Shalev-Shwartz et al. 2007, Bottou 2010). The
-clock keeps ``sum(coef ** 2)`` (and, with L1 on, ``sum(|coef|)``) up to date
-as weights change, so the penalty and the divergence check never scan all
-weights.
+state's ``norms`` keep each output's ``sum(coef ** 2)`` (and, with L1 on,
+``sum(|coef|)``) up to date as weights change, so the penalty, the objective
+and the divergence check never scan all weights.
 
 Averaging (ASGD, Polyak & Juditsky 1992) is lazy too: the sum of the weights
 since averaging began is ``avg_coef + clock[AVG_B] * coef``. A step that
@@ -70,7 +70,7 @@ from numba.extending import (
 )
 
 from . import losses as L  # (which guards numba's cache: skgd._numba_cache)
-from .schedules import INVSCALING, OPTIMAL
+from .schedules import INVSCALING, OPTIMAL, PA1
 
 # Slots of the float64 ``clock`` array (the engine's scalar state).
 T = 0  # samples seen + 1 (scikit-learn's ``t_``)
@@ -79,10 +79,12 @@ L1_U = 2  # total L1 penalty each weight could have received so far
 AVG_B = 3  # coefficient of coef in the lazy sum of averaged weights
 AVG_N = 4  # number of steps averaged so far
 PASSES = 5  # passes run so far (seeds each pass's shuffle)
-SQ_NORM = 6  # sum of coef ** 2 (unscaled), kept up to date
-ABS_NORM = 7  # sum of |coef| (unscaled), kept up to date
-AVG_CHECK = 8  # sum of |changes| to avg_coef: non-finite once any overflowed
-N_CLOCK = 9
+AVG_CHECK = 6  # sum of |changes| to avg_coef: non-finite once any overflowed
+N_CLOCK = 7
+
+# Columns of the state's ``norms`` array, one row per output (unscaled coef).
+SQ = 0  # sum of coef[k] ** 2, kept up to date
+ABS = 1  # sum of |coef[k]|, kept up to date while L1 is on
 
 # The run-time hyper-parameters travel as one float64 array (cheap for numba
 # to dispatch on); these are its slots, in order.
@@ -102,10 +104,11 @@ HYPER_FIELDS = (
     "curv_b_max",
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
     "prefetch_weights",  # 1: prefetch the weights sparse rows read (a model beyond L2)
+    "weighted_objective",  # 1: the objective weighs rows by sample (and class) weight
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_SCALE_MIN, H_CURV_FULL, H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX,
- H_CAP_FLOOR, H_PREFETCH_WEIGHTS) = range(len(HYPER_FIELDS))
+ H_CAP_FLOOR, H_PREFETCH_WEIGHTS, H_WEIGHTED_OBJECTIVE) = range(len(HYPER_FIELDS))
 
 # error_model="numpy": a division by zero gives inf or NaN (which the
 # divergence check reports) instead of a Python exception, and the divisions
@@ -260,6 +263,33 @@ def _row_dot(X, i, W, k):
             s = 0.0
             for jj in range(indptr[i], indptr[i + 1]):
                 s += data[jj] * W[k, indices[jj]]
+            return s
+
+    return impl
+
+
+def row_sqnorm(X, i):
+    """``||X[i]||^2`` (compiled; dense or CSR)."""
+
+
+@overload(row_sqnorm, jit_options=_JIT)
+def _row_sqnorm(X, i):
+    if _dense(X):
+
+        def impl(X, i):
+            x = X[0]
+            s = 0.0
+            for j in range(x.shape[1]):
+                s += x[i, j] * x[i, j]
+            return s
+
+    else:
+
+        def impl(X, i):
+            data, indices, indptr = X
+            s = 0.0
+            for jj in range(indptr[i], indptr[i + 1]):
+                s += data[jj] * data[jj]
             return s
 
     return impl
@@ -448,12 +478,14 @@ def _mark_row(X, i, slot, touched, n_touched):
 # ------------------------------------------------------------ loss derivatives
 
 
-def loss_derivatives(loss, params, scores, Y, i, out, report):
-    """Loss of row ``i`` at ``scores``; its derivatives into ``out``.
+def loss_derivatives(loss, params, scores, Y, i, out, values, report):
+    """Loss of row ``i`` at ``scores`` into ``values``; its derivatives into
+    ``out``.
 
     Scalar losses (one-vs-rest, binary, regression) apply to each output with
-    its own target ``Y[i, k]``; multiclass losses take the whole score vector
-    and the class index ``Y[i, 0]``. Built-in losses are called directly
+    its own target ``Y[i, k]`` (loss in ``values[k]``); multiclass losses take
+    the whole score vector and the class index ``Y[i, 0]`` (loss in
+    ``values[0]``, the other entries 0). Built-in losses are called directly
     (inlined); a user's loss through its C function pointers, and the first
     non-finite value it gives (an exception inside it gives NaN, see
     ``skgd.losses``) is reported as ``report = [1, score, target, output]``.
@@ -477,25 +509,24 @@ def _report_impl(report, value, deriv, p, y, k):
 
 
 @overload(loss_derivatives, jit_options=_JIT)
-def _loss_derivatives(loss, params, scores, Y, i, out, report):
+def _loss_derivatives(loss, params, scores, Y, i, out, values, report):
     if isinstance(loss, BuiltinLossType):
         value_fn, deriv_fn, multiclass = BUILTIN_LOSSES[loss.loss_name]
         if multiclass:
 
-            def impl(loss, params, scores, Y, i, out, report):
+            def impl(loss, params, scores, Y, i, out, values, report):
                 y = np.int64(Y[i, 0])
                 deriv_fn(scores, y, out, *params)
-                return value_fn(scores, y, *params)
+                values[:] = 0.0
+                values[0] = value_fn(scores, y, *params)
 
         else:
 
-            def impl(loss, params, scores, Y, i, out, report):
-                value = 0.0
+            def impl(loss, params, scores, Y, i, out, values, report):
                 for k in range(scores.shape[0]):
                     y = Y[i, k]
-                    value += value_fn(scores[k], y, *params)
+                    values[k] = value_fn(scores[k], y, *params)
                     out[k] = deriv_fn(scores[k], y, *params)
-                return value
 
         return impl
 
@@ -503,7 +534,7 @@ def _loss_derivatives(loss, params, scores, Y, i, out, report):
     signature = value_t.signature() if callable(value_t.signature) else value_t.signature
     if isinstance(signature.args[0], types.CPointer):  # a user's MulticlassLoss
 
-        def impl(loss, params, scores, Y, i, out, report):
+        def impl(loss, params, scores, Y, i, out, values, report):
             k = scores.shape[0]
             y = np.int64(Y[i, 0])
             loss[1](data_pointer(scores), k, y, data_pointer(out), *params)
@@ -514,25 +545,80 @@ def _loss_derivatives(loss, params, scores, Y, i, out, report):
                 deriv += out[c]
                 total += scores[c]
             _report(report, value, deriv, total, y, -1)
-            return value
+            values[:] = 0.0
+            values[0] = value
 
     else:
 
-        def impl(loss, params, scores, Y, i, out, report):
-            value = 0.0
+        def impl(loss, params, scores, Y, i, out, values, report):
             for k in range(scores.shape[0]):
                 y = Y[i, k]
                 v = loss[0](scores[k], y, *params)
                 d = loss[1](scores[k], y, *params)
                 _report(report, v, d, scores[k], y, k)
-                value += v
+                values[k] = v
                 out[k] = d
-            return value
+
+    return impl
+
+
+def output_weight(out_weight, Y, i, k):
+    """Weight of output ``k``'s derivative on row ``i``: ``out_weight[k, 1]``
+    for a positive target, ``out_weight[k, 0]`` otherwise (the class weights
+    of one-vs-rest, as scikit-learn's ``weight_pos`` / ``weight_neg``; both
+    0 for a class that stopped). 1 when ``out_weight`` is None."""
+
+
+@overload(output_weight, jit_options=_JIT)
+def _output_weight(out_weight, Y, i, k):
+    if isinstance(out_weight, types.NoneType):
+        return lambda out_weight, Y, i, k: 1.0
+
+    def impl(out_weight, Y, i, k):
+        return out_weight[k, 1] if Y[i, k] > 0.0 else out_weight[k, 0]
+
+    return impl
+
+
+def add_penalties(objective, l1, hyper, scale, norms):
+    """Add each output's penalty at the current weights, counted with the
+    weight its batch's rows had in the objective (``objective[1]``, summed
+    since the last call), to ``objective[0]``: as scikit-learn's tol rule,
+    which sums the loss plus the penalty of the weights each row sees."""
+
+
+@overload(add_penalties, jit_options=_JIT)
+def _add_penalties(objective, l1, hyper, scale, norms):
+    with_l1 = not isinstance(l1, types.NoneType)
+
+    def impl(objective, l1, hyper, scale, norms):
+        # scikit-learn's passive-aggressive objective is the loss alone
+        counts = hyper[H_SCHEDULE] < PA1
+        half_l2 = 0.5 * hyper[H_L2] * scale * scale
+        for k in range(norms.shape[0]):
+            penalty = half_l2 * norms[k, SQ]
+            if with_l1:
+                penalty += l1 * abs(scale) * norms[k, ABS]
+            if counts:
+                objective[0, k] += objective[2, k] * penalty
+            objective[1, k] += objective[2, k]
+            objective[2, k] = 0.0
 
     return impl
 
 
 # ------------------------------------------------------------ the schedule
+
+
+@numba.njit(**_JIT)
+def passive_aggressive_step(schedule, c, loss, sq_norm):
+    """The step ``tau`` of a passive-aggressive update (Crammer et al. 2006)
+    with aggressiveness ``c`` for a row of squared norm ``sq_norm`` and
+    loss ``loss``: PA-I ``min(c, loss / sq_norm)`` (0 for an empty row,
+    which scikit-learn skips), PA-II ``loss / (sq_norm + 1 / (2 c))``."""
+    if schedule == PA1:
+        return min(c, loss / sq_norm) if sq_norm > 0.0 else 0.0
+    return loss / (sq_norm + 0.5 / c)
 
 
 @numba.njit(**_JIT)
@@ -543,7 +629,7 @@ def learning_rate(hyper, t):
         return 1.0 / (hyper[H_ALPHA] * (hyper[H_OPTIMAL_INIT] + t - 1.0))
     if schedule == INVSCALING:
         return hyper[H_ETA0] / t ** hyper[H_POWER_T]
-    return hyper[H_ETA0]  # constant and adaptive (the driver lowers eta0)
+    return hyper[H_ETA0]  # constant, adaptive (the driver lowers eta0), PA (decay rate)
 
 
 @numba.njit(**_JIT)
@@ -560,15 +646,20 @@ def minibatch_step(rate, m, curv_full, curv_max, floor):
 
 
 @numba.njit(**_JIT)
-def step_sizes(hyper, t, m):
+def step_sizes(hyper, t, m, clip_factor=1.0):
     """Step sizes ``(eta, eta_b)`` of the weights and the intercepts for a
     batch of ``m`` rows starting at sample count ``t``: ``m`` per-sample
     steps at the batch's middle sample, each block under its own cap
-    (skgd._smoothness)."""
+    (skgd._smoothness). A gradient clipped by ``clip_factor`` is that of
+    the loss scaled by it, whose curvature is scaled alike: the caps widen
+    by ``1 / clip_factor`` (else clipping and the cap would both shrink
+    the same step)."""
     rate = learning_rate(hyper, t + 0.5 * (m - 1))
     floor = hyper[H_CAP_FLOOR] != 0.0
-    eta = minibatch_step(rate, m, hyper[H_CURV_FULL], hyper[H_CURV_MAX], floor)
-    eta_b = minibatch_step(rate, m, hyper[H_CURV_B_FULL], hyper[H_CURV_B_MAX], floor)
+    eta = minibatch_step(rate, m, clip_factor * hyper[H_CURV_FULL],
+                         clip_factor * hyper[H_CURV_MAX], floor)
+    eta_b = minibatch_step(rate, m, clip_factor * hyper[H_CURV_B_FULL],
+                           clip_factor * hyper[H_CURV_B_MAX], floor)
     return eta, eta_b
 
 
@@ -579,10 +670,12 @@ def decayed_scale(scale, eta, l2):
 
 
 @numba.njit(**_JIT)
-def pass_would_fold(clock, hyper, n_rows):
+def pass_would_fold(clock, hyper, n_rows, clipped):
     """Whether a pass of ``n_rows`` from this clock folds the lazy scale
     (it depends on the schedule only, not on the data): such a pass changes
-    every weight, so its undo needs a full copy rather than a journal."""
+    every weight, so its undo needs a full copy rather than a journal.
+    With global-norm clipping (``clipped``) a step may widen its cap up to
+    no cap at all (see :func:`step_sizes`), so that is assumed."""
     l2 = hyper[H_L2]
     if l2 <= 0.0:
         return False
@@ -591,7 +684,7 @@ def pass_would_fold(clock, hyper, n_rows):
     t = clock[T]
     for start in range(0, n_rows, batch):
         m = min(batch, n_rows - start)
-        eta, _ = step_sizes(hyper, t, m)
+        eta, _ = step_sizes(hyper, t, m, 0.0 if clipped else 1.0)
         scale = decayed_scale(scale, eta, l2)
         # a margin: the pass itself must never meet a fold it was not
         # promised, whatever the rounding
@@ -635,21 +728,21 @@ def shuffle_in_place(order, seed, pass_number):
 
 
 @numba.njit(**_JIT)
-def recount_norms(coef, clock):
-    """Recompute ``clock[SQ_NORM]`` and ``clock[ABS_NORM]`` exactly."""
-    sq = 0.0
-    ab = 0.0
+def recount_norms(coef, norms):
+    """Recompute every output's ``norms`` exactly."""
     for k in range(coef.shape[0]):
+        sq = 0.0
+        ab = 0.0
         for j in range(coef.shape[1]):
             v = coef[k, j]
             sq += v * v
             ab += abs(v)
-    clock[SQ_NORM] = sq
-    clock[ABS_NORM] = ab
+        norms[k, SQ] = sq
+        norms[k, ABS] = ab
 
 
 @numba.njit(**_JIT)
-def fold_scale(coef, clock, avg_coef):
+def fold_scale(coef, clock, avg_coef, norms):
     """Multiply ``scale`` into ``coef`` and reset it to 1.
 
     Keeps ``coef`` from growing as ``1 / scale``; with averaging on it also
@@ -666,7 +759,7 @@ def fold_scale(coef, clock, avg_coef):
             coef[k, j] *= scale
     clock[AVG_B] = 0.0
     clock[SCALE] = 1.0
-    recount_norms(coef, clock)
+    recount_norms(coef, norms)
 
 
 def l2_decay(clock, hyper, eta, journal):
@@ -806,25 +899,25 @@ def _clip_by_global_norm(grad, grad_b, n_touched, max_norm):
 
 
 def apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
-                   touched, n_touched, slot, eta, eta_b, clock):
+                   touched, n_touched, slot, eta, eta_b, clock, norms):
     """Step: move the weights along the batch gradient ``grad`` (compact,
     ``grad[:, s]`` for column ``touched[s]``), plainly or with momentum."""
 
 
 @overload(apply_gradient, jit_options=_JIT)
 def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
-                    touched, n_touched, slot, eta, eta_b, clock):
+                    touched, n_touched, slot, eta, eta_b, clock, norms):
     if isinstance(momentum, types.NoneType):
 
         def impl(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
-                 touched, n_touched, slot, eta, eta_b, clock):
+                 touched, n_touched, slot, eta, eta_b, clock, norms):
             scale = clock[SCALE]
             avg_b = clock[AVG_B]
             c = -eta / scale
-            dsq = 0.0
-            dab = 0.0
             moved = 0.0
             for k in range(coef.shape[0]):
+                dsq = 0.0
+                dab = 0.0
                 for s in range(n_touched):
                     j = touched[s]
                     delta = c * grad[k, s]
@@ -837,14 +930,14 @@ def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, g
                         avg_coef[k, j] -= avg_b * delta
                         moved += abs(avg_b * delta)
                 intercept[k] -= eta_b * grad_b[k]
-            clock[SQ_NORM] += dsq
-            clock[ABS_NORM] += dab
+                norms[k, SQ] += dsq
+                norms[k, ABS] += dab
             clock[AVG_CHECK] += moved
 
         return impl
 
     def impl(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
-             touched, n_touched, slot, eta, eta_b, clock):
+             touched, n_touched, slot, eta, eta_b, clock, norms):
         # Heavy-ball momentum (Polyak 1964) or Nesterov's form (Sutskever et
         # al. 2013, as PyTorch writes it): v = mu * v - eta * g, then
         # w += v (heavy ball) or w += mu * v - eta * g (Nesterov). L2 is
@@ -873,28 +966,26 @@ def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, g
             velocity_b[k] = v
             intercept[k] += mu * v - eta_b * g if nesterov else v
         clock[AVG_CHECK] += moved
-        recount_norms(coef, clock)
+        recount_norms(coef, norms)
 
     return impl
 
 
-def l1_penalty(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
+def l1_penalty(l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched, eta):
     """Step: the cumulative L1 penalty on the weights this batch touched
     (Tsuruoka, Tsujii & Ananiadou 2009); nothing when L1 is off."""
 
 
 @overload(l1_penalty, jit_options=_JIT)
-def _l1_penalty(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
+def _l1_penalty(l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched, eta):
     if isinstance(l1, types.NoneType):
-        return lambda l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta: None
+        return lambda l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched, eta: None
 
-    def impl(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
+    def impl(l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched, eta):
         clock[L1_U] += eta * l1
         u = clock[L1_U]
         scale = clock[SCALE]
         b = clock[AVG_B]
-        dsq = 0.0
-        dab = 0.0
         moved = 0.0
         for s in range(n_touched):
             j = touched[s]
@@ -909,13 +1000,11 @@ def _l1_penalty(l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta):
                 l1_applied[k, j] += w - z
                 new = w / scale
                 coef[k, j] = new
-                dsq += new * new - old * old
-                dab += abs(new) - abs(old)
+                norms[k, SQ] += new * new - old * old
+                norms[k, ABS] += abs(new) - abs(old)
                 if b != 0.0:
                     avg_coef[k, j] -= b * (new - old)
                     moved += abs(b * (new - old))
-        clock[SQ_NORM] += dsq
-        clock[ABS_NORM] += dab
         clock[AVG_CHECK] += moved
 
     return impl
@@ -961,10 +1050,10 @@ def _accumulate_average(average, clock, intercept, avg_intercept, t, m, scale):
 
 
 def direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
-                average, dense_grad):
+                average, dense_grad, norms):
     """Step 3 without clipping or momentum: ``W[k] += step * derivs[r, k] *
-    X[row r]`` over the batch. Returns the changes of ``sum(W**2)``,
-    ``sum(|W|)`` (with L1) and the averaging sums.
+    X[row r]`` over the batch, each output's ``norms`` kept up to date.
+    Returns the sum of the changes to the averaging sums.
 
     Sparse rows, and per-sample steps, update the weights row by row (each
     touches its own columns). A dense minibatch first sums its rows'
@@ -990,13 +1079,11 @@ def _dense_gradient_buffer(X, per_sample, n_out):
 
 @overload(direct_step, jit_options=_JIT)
 def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
-                 average, dense_grad):
+                 average, dense_grad, norms):
     if not _dense_batches(X, per_sample):
 
         def impl(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
-                 average, dense_grad):
-            dsq = 0.0
-            dab = 0.0
+                 average, dense_grad, norms):
             moved = 0.0
             for r in range(m):
                 i = order[start + r]
@@ -1004,10 +1091,10 @@ def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, a
                     c = step * derivs[r, k]
                     if c != 0.0:
                         d_sq, d_ab = row_update(X, i, c, coef, k, l1)
-                        dsq += d_sq
-                        dab += d_ab
+                        norms[k, SQ] += d_sq
+                        norms[k, ABS] += d_ab
                         moved += average_row(average, X, i, c, avg_coef, k, avg_b)
-            return dsq, dab, moved
+            return moved
 
         return impl
 
@@ -1015,13 +1102,13 @@ def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, a
     averaging = not isinstance(average, types.NoneType)
 
     def impl(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
-             average, dense_grad):
+             average, dense_grad, norms):
         x = X[0]
         d = x.shape[1]
-        dsq = 0.0
-        dab = 0.0
         moved = 0.0
         for k in range(coef.shape[0]):
+            dsq = 0.0
+            dab = 0.0
             for j in range(d):
                 dense_grad[k, j] = 0.0
             for r in range(m):
@@ -1041,7 +1128,9 @@ def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, a
                 if averaging and avg_b != 0.0:
                     avg_coef[k, j] -= avg_b * delta
                     moved += abs(avg_b * delta)
-        return dsq, dab, moved
+            norms[k, SQ] += dsq
+            norms[k, ABS] += dab
+        return moved
 
     return impl
 
@@ -1091,7 +1180,7 @@ def _rule_flags(rule):
 
 @numba.njit(**_JIT)
 def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_params, rule,
-             journal, batch_cap, report, per_sample):
+             journal, batch_cap, report, per_sample, out_weight, objective):
     """Run one pass of minibatch SGD over the rows ``order`` (in that order).
 
     Parameters
@@ -1110,8 +1199,8 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
         Seed of this state's shuffles (with ``clock[PASSES]``), or -1.
     state : tuple of ndarray
         ``(coef, intercept, avg_coef, avg_intercept, l1_applied, velocity,
-        velocity_b, clock, slot)``, updated in place (module docstring);
-        ``slot`` is scratch, all -1 between batches.
+        velocity_b, clock, norms, slot)``, updated in place (module
+        docstring); ``slot`` is scratch, all -1 between batches.
     hyper : ndarray of float64
         Run-time hyper-parameters, slots ``HYPER_FIELDS``.
     loss : BuiltinLoss or tuple of two C function pointers
@@ -1127,16 +1216,20 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     per_sample : None or bool
         None when ``batch_size`` is 1: the pass is compiled for one row per
         step.
-
-    Returns
-    -------
-    weighted_loss : float
-        Sum over the rows (and outputs) of ``sample_weight * loss``, each
-        taken at the weights before that row's minibatch step.
-    raw_loss : float
-        The same sum without the sample weights.
+    out_weight : ndarray of shape (n_outputs, 2) or None
+        Weights of each output's derivative on negative and positive targets
+        (see :func:`output_weight`), or None for all ones.
+    objective : ndarray of shape (3, n_outputs), float64
+        Row 0 is set to the sums over the rows of each output's loss plus
+        penalty, at the weights before that row's minibatch step, row 1 to
+        the rows' total weight (row 2 is scratch). With
+        ``hyper[H_WEIGHTED_OBJECTIVE]`` a row counts with its sample weight
+        times its output weight, else with 1 (scikit-learn's tol rule
+        watches that unweighted sum). A multiclass loss adds its loss to
+        output 0, each output's penalty to its own.
     """
-    coef, intercept, avg_coef, avg_intercept, l1_applied, velocity, velocity_b, clock, slot = state
+    (coef, intercept, avg_coef, avg_intercept, l1_applied, velocity, velocity_b, clock, norms,
+     slot) = state
     n_out = coef.shape[0]
     n_rows = order.shape[0]
     batch = np.int64(hyper[H_BATCH_SIZE])
@@ -1147,6 +1240,8 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     derivs = np.empty((min(batch, n_rows), n_out))
     scores = np.empty(n_out)
     row_derivs = np.empty(n_out)
+    values = np.empty(n_out)
+    passive_aggressive = hyper[H_SCHEDULE] >= PA1
     width = batch_cap if track else 0
     grad = np.zeros((n_out, width if buffered else 0))
     grad_b = np.zeros(n_out)
@@ -1156,8 +1251,8 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     if shuffle_seed >= 0:
         shuffle_in_place(order, shuffle_seed, np.int64(clock[PASSES]))
     clock[PASSES] += 1.0
-    weighted_loss = 0.0
-    raw_loss = 0.0
+    weighted_objective = hyper[H_WEIGHTED_OBJECTIVE] != 0.0
+    objective[:, :] = 0.0
 
     for start in range(0, n_rows, batch):
         m = batch_length(per_sample, batch, n_rows - start)
@@ -1180,27 +1275,34 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
             journal_row(journal, X, i, coef, avg_coef, l1_applied)
             for k in range(n_out):
                 scores[k] = scale * row_dot(X, i, coef, k) + intercept[k]
-            value = loss_derivatives(loss, loss_params, scores, Y, i, row_derivs, report)
-            raw_loss += value
+            loss_derivatives(loss, loss_params, scores, Y, i, row_derivs, values, report)
             sw = sample_weight[i]
-            weighted_loss += sw * value
             # No clamp on the derivatives (scikit-learn clamps at 1e12): a
             # diverging run must overflow and be reported, not stay finite
             # but huge.
             for k in range(n_out):
-                derivs[r, k] = sw * row_derivs[k]
+                weight = sw * output_weight(out_weight, Y, i, k)
+                counted = weight if weighted_objective else 1.0
+                objective[0, k] += counted * values[k]
+                objective[2, k] += counted
+                derivs[r, k] = weight * row_derivs[k]
+            if passive_aggressive:
+                # the row's own step tau replaces the batch's eta
+                sq_norm = row_sqnorm(X, i)
+                for k in range(n_out):
+                    tau = passive_aggressive_step(hyper[H_SCHEDULE], hyper[H_ETA0], values[k],
+                                                  sq_norm)
+                    derivs[r, k] *= tau / eta
 
-        # 2. L2 weight decay.
-        if l2_decay(clock, hyper, eta, journal):
-            fold_scale(coef, clock, avg_coef)
-        scale = clock[SCALE]
+        add_penalties(objective, rule.l1, hyper, scale, norms)
 
         n_touched = 0
         if track:
             for r in range(m):
                 n_touched = mark_row(X, order[start + r], slot, touched, n_touched)
 
-        # 3. The gradient step on the mean gradient of the batch.
+        # 2. The batch's mean gradient, clipped (when a step buffers it).
+        factor = 1.0
         if buffered:
             for r in range(m):
                 i = order[start + r]
@@ -1214,19 +1316,26 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                 grad_b[k] = s / m if fit_intercept else 0.0
             clip_by_value(grad, grad_b, n_touched, rule.clip_value)
             factor = clip_by_global_norm(grad, grad_b, n_touched, rule.clip_norm)
+            if factor < 1.0:
+                eta, eta_b = step_sizes(hyper, t, m, factor)
+
+        # 3. L2 weight decay.
+        if l2_decay(clock, hyper, eta, journal):
+            fold_scale(coef, clock, avg_coef, norms)
+        scale = clock[SCALE]
+
+        # 4. The gradient step.
+        if buffered:
             apply_gradient(rule.momentum, coef, intercept, avg_coef, velocity, velocity_b,
                            grad, grad_b, touched, n_touched, slot, eta * factor,
-                           eta_b * factor, clock)
+                           eta_b * factor, clock, norms)
             for k in range(n_out):
                 for s in range(n_touched):
                     grad[k, s] = 0.0
         else:
-            dsq, dab, moved = direct_step(X, per_sample, order, start, m, derivs,
-                                          -eta / (m * scale), coef, avg_coef, clock[AVG_B],
-                                          rule.l1, rule.average, dense_grad)
-            clock[SQ_NORM] += dsq
-            clock[ABS_NORM] += dab
-            clock[AVG_CHECK] += moved
+            clock[AVG_CHECK] += direct_step(X, per_sample, order, start, m, derivs,
+                                            -eta / (m * scale), coef, avg_coef, clock[AVG_B],
+                                            rule.l1, rule.average, dense_grad, norms)
             if fit_intercept:
                 for k in range(n_out):
                     s = 0.0
@@ -1234,16 +1343,14 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                         s += derivs[r, k]
                     intercept[k] -= eta_b / m * s
 
-        # 4. L1: the cumulative penalty on the weights this batch touched.
-        l1_penalty(rule.l1, coef, l1_applied, avg_coef, clock, touched, n_touched, eta)
+        # 5. L1: the cumulative penalty on the weights this batch touched.
+        l1_penalty(rule.l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched, eta)
 
         if track:
             for s in range(n_touched):
                 slot[touched[s]] = -1
 
-        # 5. Averaging: fold this step's weights into the running sum.
+        # 6. Averaging: fold this step's weights into the running sum.
         accumulate_average(rule.average, clock, intercept, avg_intercept, t, m, scale)
 
         clock[T] = t + m
-
-    return weighted_loss, raw_loss

@@ -41,10 +41,13 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         Epsilon of the 'huber' and epsilon-insensitive losses.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
-    learning_rate : {'invscaling', 'constant', 'optimal', 'adaptive'}, default='invscaling'
-        Schedule, see :mod:`skgd.schedules`.
+    learning_rate : {'invscaling', 'constant', 'optimal', 'adaptive', 'pa1', 'pa2'}, \
+            default='invscaling'
+        Schedule, see :mod:`skgd.schedules`. 'pa1' and 'pa2' (passive-aggressive,
+        ``loss='epsilon_insensitive'`` only) replace scikit-learn's deprecated
+        ``PassiveAggressiveRegressor``.
     eta0 : float, default=0.01
-        Initial learning rate.
+        Initial learning rate; the aggressiveness ``C`` of 'pa1' and 'pa2'.
     power_t : float, default=0.25
         Exponent of 'invscaling'.
     early_stopping : bool, default=False
@@ -203,7 +206,8 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
             coef_init, intercept_init = self._init_arrays(
                 1, X.shape[1], coef_init, intercept_init
             )
-            state = self._new_state(1, X.shape[1], X.dtype, coef_init, intercept_init)
+            state = self._new_state(1, X.shape[1], X.dtype, coef_init, intercept_init,
+                                    for_fit=True)
             n_iter, curve, val = self._fit_state(X, y.reshape(-1, 1), sw, state, stratify=y)
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)

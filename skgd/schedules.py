@@ -31,18 +31,31 @@ With ``batch_size=1`` the rule is scikit-learn's per-sample one.
 - ``invscaling``: ``eta = eta0 / t ** power_t``; the default for regression.
 - ``adaptive``: ``eta = eta0`` while training improves; divided by 5 each
   time ``n_iter_no_change`` epochs in a row fail to improve by ``tol``.
+- ``pa1``, ``pa2``: passive-aggressive steps (Crammer et al. 2006), as
+  scikit-learn >= 1.8 defines them, for the hinge loss (classification) and
+  the epsilon-insensitive loss (regression): each row steps by
+  ``tau = min(eta0, loss / ||x||^2)`` (PA-I) or ``tau = loss / (||x||^2 +
+  1 / (2 eta0))`` (PA-II) along its loss derivative, and L2 decays the
+  weights at rate ``eta0``. A minibatch takes the mean of its rows' steps;
+  no step cap applies. The ``tol`` rule watches the loss alone, as in
+  scikit-learn.
 """
 
 import math
 
-CONSTANT, OPTIMAL, INVSCALING, ADAPTIVE = 0, 1, 2, 3
+CONSTANT, OPTIMAL, INVSCALING, ADAPTIVE, PA1, PA2 = 0, 1, 2, 3, 4, 5
 
 SCHEDULES = {
     "constant": CONSTANT,
     "optimal": OPTIMAL,
     "invscaling": INVSCALING,
     "adaptive": ADAPTIVE,
+    "pa1": PA1,
+    "pa2": PA2,
 }
+
+# The loss each passive-aggressive schedule needs, by estimator kind.
+PA_LOSSES = {"classifier": "hinge", "regressor": "epsilon_insensitive"}
 
 
 def optimal_init(alpha, dloss):

@@ -33,17 +33,10 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
             rows = order[start:start + batch_size]
             m = len(rows)
             rate = lr(t + 0.5 * (m - 1))
-            eta = eta_b = m * rate
-            if step_caps is not None:
-                cap_w, cap_b = step_caps(m)
-                eta, eta_b = min(eta, cap_w), min(eta_b, cap_b)
-                if cap_floor:
-                    eta, eta_b = max(eta, rate), max(eta_b, rate)
             P = X[rows] @ W.T + b
             D = np.array([[dloss(P[r, k], Y[i, k]) for k in range(n_out)]
                           for r, i in enumerate(rows)])
             D = D * sample_weight[rows][:, None]
-            W *= max(0.0, 1.0 - eta * l2)
             G = D.T @ X[rows] / m
             gb = D.mean(axis=0) if fit_intercept else np.zeros(n_out)
             if clip_value:
@@ -54,6 +47,14 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
                 norm = np.sqrt((G ** 2).sum() + (gb ** 2).sum())
                 if norm > clip_norm:
                     factor = clip_norm / norm
+            eta = eta_b = m * rate
+            if step_caps is not None:
+                # a gradient clipped by `factor` has its curvature scaled alike
+                cap_w, cap_b = (c / factor for c in step_caps(m))
+                eta, eta_b = min(eta, cap_w), min(eta_b, cap_b)
+                if cap_floor:
+                    eta, eta_b = max(eta, rate), max(eta_b, rate)
+            W *= max(0.0, 1.0 - eta * l2)
             if momentum:
                 V = momentum * V - eta * factor * G
                 Vb = momentum * Vb - eta_b * factor * gb

@@ -6,7 +6,8 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import make_classification, make_regression
 
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _smoothness as smoothness
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _kernels
+from skgd import _smoothness as smoothness
 from skgd.losses import REGRESSION_LOSSES, SquaredError, get_loss
 from skgd.schedules import optimal_init
 
@@ -308,9 +309,17 @@ def test_sample_weight_scales_the_gradient(multiclass_data):
     assert_allclose(a.coef_, b.coef_, rtol=1e-10)
 
 
-def test_class_weight_is_a_per_class_sample_weight(multiclass_data):
+@pytest.mark.parametrize("multi_class", ["binary", "multinomial"])
+def test_class_weight_is_a_per_class_sample_weight(multiclass_data, multi_class):
+    """Binary and multinomial models weight each sample by its class's
+    weight (one-vs-rest weights only each problem's positives: see
+    tests/test_fidelity.py)."""
     X, y = multiclass_data
-    kw = dict(max_iter=3, tol=None, random_state=0)
+    if multi_class == "binary":
+        y = (y == 1).astype(int)
+    kw = dict(max_iter=3, tol=None, random_state=0,
+              multi_class="multinomial" if multi_class == "multinomial" else "ovr",
+              loss="log_loss")
     cw = {0: 0.5, 1: 2.0, 2: 1.0}
     a = MinibatchSGDClassifier(class_weight=cw, **kw).fit(X, y)
     b = MinibatchSGDClassifier(**kw).fit(X, y, sample_weight=np.vectorize(cw.get)(y))
@@ -321,7 +330,7 @@ def test_class_weight_is_a_per_class_sample_weight(multiclass_data):
     counts = np.bincount(yi)
     balanced = MinibatchSGDClassifier(class_weight="balanced", **kw).fit(Xi, yi)
     manual = MinibatchSGDClassifier(**kw).fit(
-        Xi, yi, sample_weight=(yi.size / (3 * counts))[yi])
+        Xi, yi, sample_weight=(yi.size / (counts.size * counts))[yi])
     assert_allclose(balanced.coef_, manual.coef_, rtol=1e-12)
     assert not np.allclose(balanced.coef_, MinibatchSGDClassifier(**kw).fit(Xi, yi).coef_)
 
@@ -481,11 +490,12 @@ def test_switching_averaging_off_leaves_no_lazy_sum_to_correct():
                                  random_state=0)
     est.partial_fit(X, y, classes=[0, 1])
     est.partial_fit(X, y)
-    assert est._state.clock[3] != 0.0  # AVG_B: a lazy sum in use
+    assert est._state.clock[_kernels.AVG_B] != 0.0  # a lazy sum in use
     est.set_params(average=False)
     est.partial_fit(X, y)
     assert est._state.avg_coef.shape == (0, 0)
-    assert est._state.clock[3] == 0.0 and est._state.clock[8] == 0.0
+    assert est._state.clock[_kernels.AVG_B] == 0.0
+    assert est._state.clock[_kernels.AVG_CHECK] == 0.0
 
 
 def test_a_failed_call_after_assigning_coef_restores_the_training_state():

@@ -43,12 +43,19 @@ ESTIMATORS = [
     R(loss=HalfSquared(), batch_size=8),
 ]
 
-# Configurations were checked against check_class_weight_classifiers (class
-# weights 1000 : 1e-4 on 50 unscaled points) over 12 seeds. Every one here
-# passes for all 12; log_loss at batch_size=32 passes for 9 (with such
-# weights the step cap leaves a batch of 32 about one per-sample step, too
-# little at 2 steps per epoch), so the minibatch rows use other losses.
-#
+# The batch sizes users pick for speed, for each loss family, with and
+# without clipping: on the checks' 20-50 rows a batch is the whole data, so
+# an epoch is one step (the stopping rule's patience counts steps too: see
+# skgd._stopping).
+CLASSIFIER_LOSSES = ["hinge", "log_loss", "modified_huber", "squared_hinge"]
+REGRESSOR_LOSSES = ["squared_error", "huber", "epsilon_insensitive",
+                    "squared_epsilon_insensitive"]
+ESTIMATORS += [C(loss=loss, batch_size=64) for loss in CLASSIFIER_LOSSES]
+ESTIMATORS += [C(loss=loss, batch_size=256, clip_norm=5.0) for loss in CLASSIFIER_LOSSES]
+ESTIMATORS += [C(loss="hinge", batch_size=64, clip_norm=5.0)]
+ESTIMATORS += [R(loss=loss, batch_size=64) for loss in REGRESSOR_LOSSES]
+ESTIMATORS += [R(loss=loss, batch_size=256, clip_norm=5.0) for loss in REGRESSOR_LOSSES]
+
 # scikit-learn's own SGDClassifier / SGDRegressor fail these two as well:
 # stochastic training with shuffled minibatches does not make a sample of
 # weight 2 act exactly like two copies of it (the copies land in different
@@ -59,11 +66,29 @@ _WEIGHT_REASON = (
 )
 
 
+# check_class_weight_classifiers weighs class 0 by 1000 and the others by
+# 1e-4 on 50 noisy unscaled points. Clipping each sample's gradient (batch
+# size 1) to the same norm undoes most of such weights, and the hinge
+# objective of class 0's one-vs-rest problem then swings by +-50 from epoch
+# to epoch: the tol rule (scikit-learn's, per class) stops that class after
+# 44 epochs, at 60 % class-0 predictions where 87 % are required. With
+# tol=None the same run reaches 100 %. Minibatches average the clipped
+# gradients and pass (the batch_size 64 / 256 rows above).
+_CLIPPED_PER_SAMPLE_REASON = (
+    "per-sample clipping undoes class weights of 1000:1e-4 and the per-class "
+    "tol rule stops class 0 on a noisy objective (60 % vs 87 % required; "
+    "100 % with tol=None)"
+)
+
+
 def _expected_failures(estimator):
-    return {
+    failures = {
         "check_sample_weight_equivalence_on_dense_data": _WEIGHT_REASON,
         "check_sample_weight_equivalence_on_sparse_data": _WEIGHT_REASON,
     }
+    if estimator.get_params().get("clip_norm") and estimator.batch_size == 1:
+        failures["check_class_weight_classifiers"] = _CLIPPED_PER_SAMPLE_REASON
+    return failures
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)

@@ -270,7 +270,7 @@ INVALID_PARAMS = [
     ("verbose", -1, BOTH),
     ("epsilon", -1.0, BOTH), ("epsilon", np.nan, BOTH),
     ("random_state", "x", BOTH), ("random_state", -1, BOTH),
-    ("learning_rate", "fast", BOTH), ("learning_rate", "pa1", BOTH),
+    ("learning_rate", "fast", BOTH), ("learning_rate", "pa3", BOTH),
     ("eta0", 0.0, BOTH), ("eta0", -1.0, BOTH), ("eta0", np.nan, BOTH), ("eta0", np.inf, BOTH),
     ("power_t", np.nan, BOTH), ("power_t", np.inf, BOTH),
     ("early_stopping", "x", BOTH),

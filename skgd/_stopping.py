@@ -1,0 +1,101 @@
+"""The ``tol`` / ``n_iter_no_change`` stopping rule, one per problem.
+
+A fit trains one problem (a binary or multinomial classifier, a regressor)
+or, in one-vs-rest, one binary problem per class. As scikit-learn's
+``SGDClassifier``, each problem watches its own criterion and stops on its
+own; the compiled pass keeps running for the others (one pass over the data
+serves all classes), with a stopped class's weights frozen.
+
+Patience is counted in epochs, as scikit-learn does, but never in fewer than
+``n_iter_no_change * MIN_STEPS`` minibatch steps: with large batches on
+small data an epoch may be a single step, and ``n_iter_no_change`` such
+epochs are too few for the objective to move (a class-weighted run could
+stop after a handful of steps, untrained). At ``batch_size=1`` an epoch is
+``n_samples`` steps, so the rule is scikit-learn's unless the data has fewer
+than ``MIN_STEPS`` rows, and then too, since an epoch is every row.
+"""
+
+import math
+
+import numpy as np
+
+# the fewest steps an epoch of the patience stands for
+MIN_STEPS = 100
+
+
+def patience_epochs(n_iter_no_change, n_rows, batch_size):
+    """Epochs without improvement after which a problem has converged:
+    ``n_iter_no_change``, scaled up when an epoch has fewer steps than
+    ``min(n_rows, MIN_STEPS)``."""
+    steps = math.ceil(n_rows / max(1, min(batch_size, n_rows)))
+    wanted = min(n_rows, MIN_STEPS)
+    return n_iter_no_change * max(1, math.ceil(wanted / max(steps, 1)))
+
+
+class StoppingRule:
+    """Per-problem bookkeeping of scikit-learn's rule.
+
+    A problem makes no progress in an epoch when its criterion (an objective
+    to lower, or a validation score negated) is not below its best so far
+    minus ``tol``; after ``n_iter_no_change`` such epochs in a row it has
+    converged, unless ``lower_rate`` says its learning rate can still be
+    lowered (the 'adaptive' schedule), which starts its count again.
+
+    Parameters
+    ----------
+    n_problems : int
+    tol : float or None
+        None: never stop early.
+    patience : int
+        Epochs without improvement before a problem stops (see
+        :func:`patience_epochs`).
+    """
+
+    def __init__(self, n_problems, tol, patience):
+        self.tol = tol
+        self.patience = patience
+        self.best = np.full(n_problems, np.inf)
+        self.no_improvement = np.zeros(n_problems, dtype=np.int64)
+        self.active = np.ones(n_problems, dtype=bool)
+        self.n_iter = np.zeros(n_problems, dtype=np.int64)
+
+    def update(self, epoch, current, lower_rate):
+        """Record an epoch's criterion of each active problem.
+
+        Parameters
+        ----------
+        epoch : int
+        current : ndarray of shape (n_problems,)
+            The criterion of each problem (lower is better); entries of
+            stopped problems are ignored.
+        lower_rate : callable
+            ``lower_rate(k)`` lowers problem ``k``'s rate and returns True,
+            or returns False when it cannot (then the problem stops).
+
+        Returns
+        -------
+        stopped : list of int
+            The problems that converged at this epoch.
+        """
+        self.n_iter[self.active] = epoch
+        if self.tol is None:
+            return []
+        stopped = []
+        for k in np.flatnonzero(self.active):
+            if current[k] > self.best[k] - self.tol:
+                self.no_improvement[k] += 1
+            else:
+                self.no_improvement[k] = 0
+            self.best[k] = min(self.best[k], current[k])
+            if self.no_improvement[k] >= self.patience:
+                if lower_rate(k):
+                    self.no_improvement[k] = 0
+                else:
+                    self.active[k] = False
+                    stopped.append(int(k))
+        return stopped
+
+    @property
+    def done(self):
+        """Whether every problem has converged."""
+        return not self.active.any()

@@ -1,0 +1,287 @@
+"""Drop-in fidelity: the same arguments give scikit-learn's results.
+
+Unshuffled runs at ``batch_size=1`` follow exactly the trajectory of
+``SGDClassifier`` / ``SGDRegressor``, so their coefficients and ``n_iter_``
+must agree (to rounding) wherever the two libraries mean the same thing:
+the per-class stopping of one-vs-rest, its class weights, the ``tol`` rule's
+objective, and the passive-aggressive schedules.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import SGDClassifier, SGDRegressor
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _engine
+
+
+def _standardised(loader):
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _imbalanced_iris():
+    X, y = load_iris(return_X_y=True)
+    keep = np.r_[0:50, 50:70, 100:110]
+    return X[keep], y[keep]
+
+
+DATA = {
+    "iris": lambda: load_iris(return_X_y=True),
+    "digits": lambda: _standardised(load_digits),
+    "breast_cancer": lambda: _standardised(load_breast_cancer),
+    "imbalanced_iris": _imbalanced_iris,
+}
+
+
+def _both(data, peer_cls, ours_cls, **kw):
+    X, y = DATA[data]() if isinstance(data, str) else data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        peer = peer_cls(shuffle=False, random_state=0, **kw).fit(X, y)
+        ours = ours_cls(shuffle=False, random_state=0, **kw).fit(X, y)
+    return peer, ours
+
+
+def _assert_same_model(peer, ours):
+    assert ours.n_iter_ == peer.n_iter_
+    assert_allclose(ours.coef_, peer.coef_, atol=1e-6, rtol=0)
+    assert_allclose(ours.intercept_, peer.intercept_, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("data, kw", [
+    # one-vs-rest: each class stops on its own (iris: classes stop at
+    # different epochs; n_iter_ is the largest)
+    ("iris", {}),
+    ("digits", {}),
+    # class weights weigh each problem's positives only
+    ("imbalanced_iris", {"class_weight": "balanced"}),
+    ("imbalanced_iris", {"class_weight": {0: 1.0, 1: 3.0, 2: 0.5}}),
+    # the tol rule's objective: loss plus the penalty each row sees
+    ("breast_cancer", {}),
+    ("breast_cancer", {"penalty": "l1"}),
+    ("iris", {"penalty": "elasticnet", "l1_ratio": 0.3}),
+])
+def test_hinge_matches_sgdclassifier(data, kw):
+    _assert_same_model(*_both(data, SGDClassifier, MinibatchSGDClassifier, **kw))
+
+
+def test_one_vs_rest_classes_stop_on_their_own():
+    """The classes of iris converge at different epochs; a class that stopped
+    keeps the weights it had then (scikit-learn fits them one by one)."""
+    X, y = load_iris(return_X_y=True)
+    ours = MinibatchSGDClassifier(shuffle=False, random_state=0).fit(X, y)
+    alone = []
+    for k in range(3):
+        binary = SGDClassifier(shuffle=False, random_state=0).fit(X, np.where(y == k, 1, -1))
+        alone.append(binary.n_iter_)
+        assert_allclose(ours.coef_[k], binary.coef_[0], atol=1e-6)
+    assert len(set(alone)) > 1  # the premise: they do stop at different epochs
+    assert ours.n_iter_ == max(alone)
+
+
+@pytest.mark.parametrize("learning_rate", ["pa1", "pa2"])
+@pytest.mark.parametrize("data", ["iris", "breast_cancer"])
+def test_passive_aggressive_classifier(learning_rate, data):
+    peer, ours = _both(data, SGDClassifier, MinibatchSGDClassifier, learning_rate=learning_rate,
+                       eta0=0.5, max_iter=5, tol=None)
+    _assert_same_model(peer, ours)
+    # and with the tol rule, which watches the loss alone under PA
+    _assert_same_model(*_both(data, SGDClassifier, MinibatchSGDClassifier,
+                              learning_rate=learning_rate, eta0=0.5))
+
+
+@pytest.mark.parametrize("learning_rate", ["pa1", "pa2"])
+@pytest.mark.parametrize("penalty", ["l2", None])
+def test_passive_aggressive_regressor(learning_rate, penalty):
+    X, y = _standardised(load_diabetes)
+    y = (y - y.mean()) / y.std()
+    peer, ours = _both((X, y), SGDRegressor, MinibatchSGDRegressor, loss="epsilon_insensitive",
+                       learning_rate=learning_rate, eta0=0.5, penalty=penalty, max_iter=5,
+                       tol=None)
+    _assert_same_model(peer, ours)
+
+
+@pytest.mark.parametrize("est, loss", [(MinibatchSGDClassifier, "log_loss"),
+                                       (MinibatchSGDRegressor, "squared_error")])
+def test_passive_aggressive_needs_its_loss(est, loss):
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="only works with loss"):
+        est(learning_rate="pa1", loss=loss).fit(X, y)
+
+
+def test_early_stopping_differs_only_by_scikit_learns_validation_weights(monkeypatch):
+    """scikit-learn scores its validation set, during training, with the
+    weight array *without* its lazy L2 scale (``weights.base`` of the
+    ``WeightVector``), so its early-stopping decisions are taken on other
+    weights than the model's. skgd scores the model itself. Scoring the
+    unscaled weights as scikit-learn does gives its models exactly: the
+    per-class validation rule is the same."""
+    X, y = DATA["digits"]()
+    kw = dict(early_stopping=True)
+    peer, ours = _both("digits", SGDClassifier, MinibatchSGDClassifier, **kw)
+    assert ours.n_iter_ != peer.n_iter_  # the documented difference
+
+    def unscaled_scores(self, state, X, averaged=None):
+        return _engine._dot(X, state.coef) + state.intercept
+
+    monkeypatch.setattr(MinibatchSGDClassifier, "_state_scores", unscaled_scores)
+    ours = MinibatchSGDClassifier(shuffle=False, random_state=0, **kw).fit(X, y)
+    _assert_same_model(peer, ours)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_digits_accuracy_over_seeds(early_stopping):
+    """Shuffled default hinge on digits, 10 seeds: skgd's mean test
+    accuracy at least scikit-learn's - 0.005 (its one-vs-rest classes share
+    one shuffle stream, scikit-learn's draw one each)."""
+    X, y = load_digits(return_X_y=True)
+    ours, peer = [], []
+    for seed in range(10):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed,
+                                              stratify=y)
+        scaler = StandardScaler().fit(Xtr)
+        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+        kw = dict(random_state=seed, early_stopping=early_stopping)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours.append(MinibatchSGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
+            peer.append(SGDClassifier(**kw).fit(Xtr, ytr).score(Xte, yte))
+    assert np.mean(ours) >= np.mean(peer) - 0.005, (np.mean(ours), np.mean(peer))
+
+
+# ------------------------------------------------------- sparsify / densify
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regressor"])
+def test_sparsify_and_densify_as_scikit_learn(kind):
+    X, y = load_iris(return_X_y=True)
+    if kind == "binary":
+        y = (y == 1).astype(int)
+    peer_cls, ours_cls = ((SGDRegressor, MinibatchSGDRegressor) if kind == "regressor"
+                          else (SGDClassifier, MinibatchSGDClassifier))
+    y = y.astype(float) if kind == "regressor" else y
+    kw = dict(penalty="l1", alpha=0.01, random_state=0, max_iter=20, tol=None)
+    peer = peer_cls(**kw).fit(X, y).sparsify()
+    ours = ours_cls(**kw).fit(X, y)
+    dense_prediction = ours.predict(X)
+    assert ours.sparsify() is ours
+    assert sp.issparse(ours.coef_) and type(ours.coef_) is type(peer.coef_)
+    assert ours.coef_.shape == peer.coef_.shape
+    assert ours.coef_.nnz == np.count_nonzero(ours.coef_.toarray())
+    for Xp in (X, sp.csr_matrix(X)):
+        assert_allclose(ours.predict(Xp), dense_prediction, rtol=1e-12, atol=1e-12)
+    assert ours.densify() is ours
+    assert isinstance(ours.coef_, np.ndarray) and ours.coef_.shape == peer.densify().coef_.shape
+    assert_allclose(ours.predict(X), dense_prediction, rtol=1e-12, atol=1e-12)
+
+
+def test_training_goes_on_after_sparsify():
+    """Unlike scikit-learn (whose docs say partial_fit does not work until
+    densify), skgd trains on from the sparsified weights."""
+    X, y = load_iris(return_X_y=True)
+    kw = dict(random_state=0, max_iter=5, tol=None)
+    ours = MinibatchSGDClassifier(**kw).fit(X, y).sparsify()
+    ours.partial_fit(X, y)
+    twin = MinibatchSGDClassifier(**kw).fit(X, y)
+    twin.partial_fit(X, y)
+    assert isinstance(ours.coef_, np.ndarray)
+    assert_allclose(ours.coef_, twin.coef_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["sparsify", "densify"])
+def test_sparsify_needs_a_fitted_model(method):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="must be fitted before"):
+        getattr(MinibatchSGDClassifier(), method)()
+
+
+# --------------------------------------------------------------- warnings
+
+
+@pytest.mark.parametrize("est", [MinibatchSGDClassifier, MinibatchSGDRegressor])
+def test_negative_power_t_is_deprecated_as_in_scikit_learn(est):
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(FutureWarning, match="Negative values for `power_t` are deprecated"):
+        est(learning_rate="invscaling", eta0=1e-4, power_t=-0.1, max_iter=2,
+            tol=None).fit(X, y.astype(float))
+
+
+def test_an_explicit_eta0_the_cap_shortens_is_warned_about():
+    """Squared loss at batch_size=1 with eta0=0.1 and alpha=2 on diabetes:
+    the cap binds (scikit-learn's run is stable there), so the run differs,
+    and says so. Its fit is no worse than scikit-learn's."""
+    from skgd import StepCapWarning
+
+    X, y = _standardised(load_diabetes)
+    y = (y - y.mean()) / y.std()
+    kw = dict(eta0=0.1, alpha=2.0, random_state=0)
+    with pytest.warns(StepCapWarning, match=r"shortens the steps eta0=0.1 asks for"):
+        ours = MinibatchSGDRegressor(**kw).fit(X, y)
+    peer = SGDRegressor(**kw).fit(X, y)
+    assert ours.score(X, y) >= peer.score(X, y) - 0.005
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StepCapWarning)
+        MinibatchSGDRegressor(random_state=0).fit(X, y)  # the default eta0: not capped
+
+
+def test_random_state_instance_gives_scikit_learns_validation_split():
+    """scikit-learn draws its validation split from a RandomState before the
+    shuffle seeds; so does skgd (unshuffled runs then agree exactly)."""
+    X, y = load_iris(return_X_y=True)
+    peer, ours = (cls(early_stopping=True, shuffle=False,
+                      random_state=np.random.RandomState(3)).fit(X, y)
+                  for cls in (SGDClassifier, MinibatchSGDClassifier))
+    _assert_same_model(peer, ours)
+
+
+def _fit_error(est, X, y, **fit_kw):
+    with pytest.raises(ValueError) as info:
+        est.fit(X, y, **fit_kw)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("fit_kw", [dict(coef_init=np.zeros((2, 3))),
+                                    dict(intercept_init=np.zeros(2))])
+def test_errors_keep_scikit_learns_words(fit_kw, binary):
+    X, y = load_iris(return_X_y=True)
+    if binary:
+        y = (y == 1).astype(int)
+    with pytest.raises(ValueError) as info:
+        SGDClassifier().fit(X, y, **fit_kw)
+    phrase = str(info.value).strip().rstrip(".")  # scikit-learn's own words
+    for cls in (SGDClassifier, MinibatchSGDClassifier):
+        assert phrase in _fit_error(cls(), X, y, **fit_kw)
+
+
+def test_zero_validation_weights_keep_scikit_learns_words():
+    X, y = load_iris(return_X_y=True)
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    phrase = "The sample weights for validation set are all zero"
+    # weight only on rows of the training side of the split both libraries draw
+    train, _ = next(StratifiedShuffleSplit(test_size=0.1, random_state=0).split(X, y))
+    weights = np.zeros(y.size)
+    weights[train] = 1.0
+    for cls in (SGDClassifier, MinibatchSGDClassifier):
+        assert phrase in _fit_error(cls(early_stopping=True, random_state=0), X, y,
+                                    sample_weight=weights)
+
+
+def test_overflow_keeps_scikit_learns_words():
+    X, y = load_iris(return_X_y=True)
+    kw = dict(learning_rate="constant", eta0=1e300, penalty=None, max_iter=5, tol=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for cls in (SGDClassifier, MinibatchSGDClassifier):
+            message = _fit_error(cls(loss="hinge", **kw), X * 1e10, y)
+            assert "Floating-point under-/overflow occurred at epoch #" in message
