@@ -29,6 +29,8 @@ from .losses import Loss, MulticlassLoss, get_loss
 from .exceptions import StepCapWarning
 from .schedules import (ADAPTIVE, CONSTANT, INVSCALING, OPTIMAL, PA1, PA_LOSSES, SCHEDULES,
                         optimal_init)
+
+SCHEDULES_BY_CODE = {code: name for name, code in SCHEDULES.items()}
 from ._stopping import StoppingRule, patience_epochs
 
 _FLOATS = [np.float64, np.float32]
@@ -411,11 +413,9 @@ class BaseMinibatchSGD(BaseEstimator):
         if (SCHEDULES[self.learning_rate] not in (CONSTANT, INVSCALING, ADAPTIVE)
                 or self.__dict__.get("_cap_warned") is token):
             return
-        hyper = np.asarray(hyper, dtype=np.float64)
-        m, t = int(hyper[_kernels.H_BATCH_SIZE]), state.t
-        asked = m * float(_kernels.learning_rate(hyper, t + 0.5 * (m - 1)))
-        eta, eta_b = _kernels.step_sizes(hyper, t, m)
-        if min(eta, eta_b) < asked * (1.0 - 1e-9):
+        asked, eta, eta_b, binds = _cap_at(hyper, state.t)
+        if binds:
+            m = int(hyper.batch_size)
             self.__dict__["_cap_warned"] = token
             warnings.warn(
                 f"The step-size cap shortens the steps eta0={self.eta0!r} asks for "
@@ -429,6 +429,8 @@ class BaseMinibatchSGD(BaseEstimator):
             )
 
     def _hyper(self, state, plan, n_rows):
+        """The run-time hyper-parameters of a pass (the state must have seen
+        data: see :meth:`_see_data`)."""
         loss = plan.loss
         # a batch larger than the data is the whole data
         batch_size = min(self.batch_size, max(n_rows, 1))
@@ -448,6 +450,7 @@ class BaseMinibatchSGD(BaseEstimator):
             per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
             weighted_objective=not self._scikit_learns_algorithm(plan, batch_size),
+            intercept_decay=state.intercept_decay,
         )
 
     def _shuffle_seed(self):
@@ -481,6 +484,8 @@ class BaseMinibatchSGD(BaseEstimator):
         data a stream actually brings; otherwise a chunk costs one pass over
         its non-zeros here.
         """
+        if state.intercept_decay is None:  # decided by the first data, then kept
+            state.intercept_decay = _engine.sparse_intercept_decay(X)
         if (not loss.curvature or (loss.per_sample_floor and self.batch_size == 1)
                 or SCHEDULES[self.learning_rate] >= PA1):
             return
@@ -583,6 +588,7 @@ class BaseMinibatchSGD(BaseEstimator):
             return False
 
         latest = np.zeros(n_problems)
+        t_end = state.t + max_epochs * rows.size
         frozen = {}
         curve, val_scores = [], []
         start = time.perf_counter()
@@ -612,7 +618,8 @@ class BaseMinibatchSGD(BaseEstimator):
                 # scikit-learn's criterion: the mean over the rows of loss
                 # plus penalty, each at the weights the row saw
                 current = objectives
-            for k in rule.update(epoch, current, lower_rate):
+            held = _cap_holds_decay(hyper, state.t, t_end)
+            for k in rule.update(epoch, current, lower_rate, hold=held):
                 if per_output:
                     frozen[k] = state.snapshot_output(k)
                     out_weight[k] = 0.0
@@ -944,6 +951,50 @@ class BaseMinibatchSGD(BaseEstimator):
                     f"{np.abs(init).max():.3g}): their squares overflow float64."
                 )
         return coef_init, intercept_init
+
+
+def _cap_at(hyper, t):
+    """``(asked, eta, eta_b, binds)``: the step the schedule asks for at
+    sample count ``t``, the weights' and intercepts' steps taken, and
+    whether a cap shortens either (the intercepts' sparse-data decay aside)."""
+    hyper = np.asarray(hyper, dtype=np.float64)
+    m = int(hyper[_kernels.H_BATCH_SIZE])
+    asked = m * float(_kernels.learning_rate(hyper, t + 0.5 * (m - 1)))
+    eta, eta_b = _kernels.step_sizes(hyper, t, m)
+    decay = hyper[_kernels.H_INTERCEPT_DECAY]
+    binds = eta < asked * (1.0 - 1e-9) or eta_b < asked * decay * (1.0 - 1e-9)
+    return asked, eta, eta_b, binds
+
+
+def _cap_holds_decay(hyper, t, t_end):
+    """Whether the weights' cap holds a decaying schedule's steps below one
+    per-sample step at sample count ``t``, and the schedule falls below
+    the cap before ``t_end``.
+
+    Such steps stay at the cap, so the objective sits at that step's noise
+    floor until the schedule catches up and it falls again: those epochs do
+    not count towards ``n_iter_no_change`` (on adult, modified Huber's
+    objective is flat for about 10 epochs, then falls by a third). A cap
+    that only limits how far a minibatch scales its step up (never below a
+    per-sample step) does not hold, and a cap that holds past ``t_end``
+    would hold the whole run: then the rule counts as usual."""
+    hyper = np.asarray(hyper, dtype=np.float64)
+    schedule = SCHEDULES_BY_CODE.get(int(hyper[_kernels.H_SCHEDULE]))
+    if schedule not in ("optimal", "invscaling"):
+        return False
+    asked, cap, _, _ = _cap_at(hyper, t)
+    m = hyper[_kernels.H_BATCH_SIZE]
+    if not cap < asked / m * (1.0 - 1e-9):
+        return False
+    middle = 0.5 * (m - 1)
+    if schedule == "optimal":  # 1 / (alpha (t0 + t + middle - 1)) <= cap
+        catch_up = 1.0 / (hyper[_kernels.H_ALPHA] * cap) - hyper[_kernels.H_OPTIMAL_INIT] + 1.0
+    else:  # eta0 / (t + middle) ** power_t <= cap
+        power_t = hyper[_kernels.H_POWER_T]
+        if power_t <= 0.0:
+            return False
+        catch_up = (hyper[_kernels.H_ETA0] / cap) ** (1.0 / power_t)
+    return catch_up - middle <= t_end
 
 
 def _largest_weights(sample_weight, Y, out_weight):

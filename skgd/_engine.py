@@ -34,7 +34,7 @@ Rule = namedtuple("Rule", "clip_value clip_norm momentum l1 average")
 
 def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_ratio,
                fit_intercept, batch_size, average, dtype, curvature, per_sample_floor,
-               smoothness, weighted_objective=False):
+               smoothness, weighted_objective=False, intercept_decay=1.0):
     """Build the compiled kernel's run-time hyper-parameters.
 
     ``curvature`` is the loss's bound on its second derivative (None: no
@@ -74,7 +74,36 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
         # the objective weighs rows by sample and class weight, or (scikit-
         # learn's tol rule) counts every row alike
         weighted_objective=float(weighted_objective),
+        intercept_decay=intercept_decay,
     )
+
+
+# Data with fewer non-zeros than this is sparse: its intercepts step by
+# SPARSE_INTERCEPT_DECAY times the weights' rate (scikit-learn's factor).
+SPARSE_DENSITY = 0.2
+SPARSE_INTERCEPT_DECAY = 0.01
+_DENSITY_SAMPLE = 500
+
+
+def sparse_intercept_decay(X):
+    """The factor of the intercepts' step for data like ``X``.
+
+    As scikit-learn damps the intercept's step by 0.01 on sparse input (the
+    intercept is in every row, a text feature in few: at the weights' rate,
+    the intercept of a stream of text swings far on its first chunk), but
+    decided by the data's density, not its container, so that dense and
+    sparse copies of the same data train the same model. The density of
+    dense X comes from at most 500 evenly spaced rows.
+    """
+    n, d = X.shape
+    if n == 0 or d == 0:
+        return 1.0
+    if sp.issparse(X):
+        density = X.nnz / (n * d)
+    else:
+        sample = X[::max(1, n // _DENSITY_SAMPLE)]
+        density = np.count_nonzero(sample) / sample.size
+    return SPARSE_INTERCEPT_DECAY if density < SPARSE_DENSITY else 1.0
 
 
 def penalty_strengths(penalty, alpha, l1_ratio):
@@ -158,6 +187,9 @@ class EngineState:
         self.shuffle_seed = int(shuffle_seed)  # with clock[PASSES], seeds each shuffle
         # the data's Smoothness, running max, as a plain tuple (what skops trusts)
         self.smoothness = tuple(NO_DATA)
+        # factor of the intercepts' steps, from the first data seen (see
+        # sparse_intercept_decay); None until then
+        self.intercept_decay = None
         # mean s * |x|^2 of the data lam_w was last estimated on (None: none yet)
         self.lam_trace = None
         self.version = 0
@@ -173,6 +205,7 @@ class EngineState:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._scratch = {}
+        self.__dict__.setdefault("intercept_decay", 1.0)  # saved by skgd 0.1: none
         if "norms" not in state:  # saved by skgd 0.1: the norms were clock slots
             self.clock = self.clock[[K.T, K.SCALE, K.L1_U, K.AVG_B, K.AVG_N, K.PASSES, -1]]
             self.norms = np.zeros((self.coef.shape[0], 2))

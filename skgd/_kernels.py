@@ -105,10 +105,12 @@ HYPER_FIELDS = (
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
     "prefetch_weights",  # 1: prefetch the weights sparse rows read (a model beyond L2)
     "weighted_objective",  # 1: the objective weighs rows by sample (and class) weight
+    "intercept_decay",  # factor of the intercepts' step (0.01 on sparse data, else 1)
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_SCALE_MIN, H_CURV_FULL, H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX,
- H_CAP_FLOOR, H_PREFETCH_WEIGHTS, H_WEIGHTED_OBJECTIVE) = range(len(HYPER_FIELDS))
+ H_CAP_FLOOR, H_PREFETCH_WEIGHTS, H_WEIGHTED_OBJECTIVE,
+ H_INTERCEPT_DECAY) = range(len(HYPER_FIELDS))
 
 # error_model="numpy": a division by zero gives inf or NaN (which the
 # divergence check reports) instead of a Python exception, and the divisions
@@ -650,17 +652,18 @@ def step_sizes(hyper, t, m, clip_factor=1.0):
     """Step sizes ``(eta, eta_b)`` of the weights and the intercepts for a
     batch of ``m`` rows starting at sample count ``t``: ``m`` per-sample
     steps at the batch's middle sample, each block under its own cap
-    (skgd._smoothness). A gradient clipped by ``clip_factor`` is that of
-    the loss scaled by it, whose curvature is scaled alike: the caps widen
-    by ``1 / clip_factor`` (else clipping and the cap would both shrink
-    the same step)."""
+    (skgd._smoothness), the intercepts' then damped on sparse data
+    (``H_INTERCEPT_DECAY``). A gradient clipped by ``clip_factor`` is that
+    of the loss scaled by it, whose curvature is scaled alike: the caps
+    widen by ``1 / clip_factor`` (else clipping and the cap would both
+    shrink the same step)."""
     rate = learning_rate(hyper, t + 0.5 * (m - 1))
     floor = hyper[H_CAP_FLOOR] != 0.0
     eta = minibatch_step(rate, m, clip_factor * hyper[H_CURV_FULL],
                          clip_factor * hyper[H_CURV_MAX], floor)
     eta_b = minibatch_step(rate, m, clip_factor * hyper[H_CURV_B_FULL],
                            clip_factor * hyper[H_CURV_B_MAX], floor)
-    return eta, eta_b
+    return eta, eta_b * hyper[H_INTERCEPT_DECAY]
 
 
 @numba.njit(**_JIT)

@@ -59,7 +59,7 @@ class StoppingRule:
         self.active = np.ones(n_problems, dtype=bool)
         self.n_iter = np.zeros(n_problems, dtype=np.int64)
 
-    def update(self, epoch, current, lower_rate):
+    def update(self, epoch, current, lower_rate, hold=False):
         """Record an epoch's criterion of each active problem.
 
         Parameters
@@ -71,6 +71,9 @@ class StoppingRule:
         lower_rate : callable
             ``lower_rate(k)`` lowers problem ``k``'s rate and returns True,
             or returns False when it cannot (then the problem stops).
+        hold : bool
+            The epoch does not count towards the patience (its best still
+            counts): the step cap holds a decaying schedule's steps.
 
         Returns
         -------
@@ -82,6 +85,9 @@ class StoppingRule:
             return []
         stopped = []
         for k in np.flatnonzero(self.active):
+            if hold:
+                self.best[k] = min(self.best[k], current[k])
+                continue
             if current[k] > self.best[k] - self.tol:
                 self.no_improvement[k] += 1
             else:
