@@ -26,7 +26,8 @@ from skgd.plotting import LossCurveDisplay
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, (title, load, loss) in zip(axes, [("UCI Adult, log_loss", load_adult, "log_loss"),
-                                          ("Reuters, hinge", load_reuters, "hinge")]):
+                                          ("Reuters, hinge", load_reuters, "hinge")],
+                                     strict=True):
     X_train, y_train, X_test, y_test = load()
     for batch_size in (1, 8, 32, 128, 512):
         clf = MinibatchSGDClassifier(loss=loss, batch_size=batch_size, max_iter=20,

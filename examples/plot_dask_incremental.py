@@ -59,7 +59,7 @@ X_train, y_train, X_test, y_test = load_adult()
 n_features = X_train.shape[1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adult():
     return load_adult()
 

@@ -13,6 +13,7 @@ model trains.
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from skgd import MinibatchSGDRegressor
 from skgd.losses import SquaredError
@@ -63,6 +64,7 @@ ax.plot(np.arange(1, len(curve) + 1), np.log10(curve), marker="o", color="tab:re
 ax.plot(np.arange(1, len(clipped_curve) + 1), np.log10(clipped_curve), marker="o",
         color="tab:green", label="clip_norm=1.0")
 ax.set_xlabel("chunk of 100 rows")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.set_ylabel("log10 of the mean training objective")
 ax.set_title("Features scaled by 1000")
 ax.legend()

@@ -44,7 +44,8 @@ for name, model in models.items():
     names.append(name)
     accuracy.append(model.score(X_test, y_test))
     agreement.append(np.mean(model.predict(X_test) == exact.predict(X_test)))
-    line = f"{name:22s} accuracy {accuracy[-1]:.3f}, agrees with LogisticRegression {agreement[-1]:.3f}"
+    line = (f"{name:22s} accuracy {accuracy[-1]:.3f}, "
+            f"agrees with LogisticRegression {agreement[-1]:.3f}")
     if hasattr(model, "predict_proba"):
         line += f", test log loss {log_loss(y_test, model.predict_proba(X_test)):.3f}"
     print(line)

@@ -111,5 +111,5 @@ plt.show()
 words = ["free", "win", "prize", "txt", "call", "ok", "later", "love"]
 columns = vectorizer.transform(words).indices
 weights = models[1].coef_[0, columns]
-for word, weight in sorted(zip(words, weights), key=lambda item: -item[1]):
+for word, weight in sorted(zip(words, weights, strict=True), key=lambda item: -item[1]):
     print(f"{word:>6}: {weight:+.2f}")

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
@@ -23,15 +23,23 @@ except ImportError:  # pragma: no cover - older scikit-learn returns csr_matrix
     def _align_sparse_api(X):
         return sp.csr_matrix(X)
 
-from . import _engine, _kernels
+from . import _engine, _kernels, _report
 from . import _smoothness as smoothness
-from .losses import Loss, MulticlassLoss, get_loss
+from ._stopping import StoppingRule, patience_epochs
 from .exceptions import StepCapWarning
-from .schedules import (ADAPTIVE, CONSTANT, INVSCALING, OPTIMAL, PA1, PA_LOSSES, SCHEDULES,
-                        optimal_init)
+from .losses import Loss, MulticlassLoss, get_loss
+from .schedules import (
+    ADAPTIVE,
+    CONSTANT,
+    INVSCALING,
+    OPTIMAL,
+    PA1,
+    PA_LOSSES,
+    SCHEDULES,
+    optimal_init,
+)
 
 SCHEDULES_BY_CODE = {code: name for name, code in SCHEDULES.items()}
-from ._stopping import StoppingRule, patience_epochs
 
 _FLOATS = [np.float64, np.float32]
 _INDEX_TYPES = [np.int32, np.int64]
@@ -47,7 +55,7 @@ _EXPLOSION = 1e20
 _CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _param_names(cls):
     return tuple(cls._get_param_names())
 
@@ -127,10 +135,17 @@ def _check_csr_structure(X):
             )
 
 
+# Where the documentation's API pages live (the "?" link of the HTML repr
+# in notebooks, as scikit-learn's estimators have).
+DOCS_URL = "https://skgd.readthedocs.io/en/latest/"
+
+
 class BaseMinibatchSGD(BaseEstimator):
     """Shared machinery of the minibatch SGD estimators (not public)."""
 
     _loss_names = {}  # set by subclasses: name -> Loss factory
+    _doc_link_module = "skgd"
+    _doc_link_template = DOCS_URL + "generated/skgd.{estimator_name}.html"
 
     _parameter_constraints: dict = {
         "loss": [StrOptions(set()), Loss],  # names filled by subclasses
@@ -203,6 +218,7 @@ class BaseMinibatchSGD(BaseEstimator):
                 "raise an error in 1.10. Use values in the range [0.0, inf) instead. "
                 "(As scikit-learn: a negative power_t makes the 'invscaling' rate grow.)",
                 FutureWarning,
+                stacklevel=3,
             )
         # a fresh object: the per-call plan is cached against its identity
         self.__dict__["_checked_params"] = (for_partial_fit, object())
@@ -366,7 +382,8 @@ class BaseMinibatchSGD(BaseEstimator):
                 # -typw: 1 for softmax and multiclass hinge, as for log/hinge.
                 t0 = optimal_init(self.alpha, lambda p, y: -1.0)
             else:
-                fn, params = loss.dloss, loss.params()
+                # the plain Python function: one call is not worth a compilation
+                fn, params = getattr(loss.dloss, "py_func", loss.dloss), loss.params()
                 t0 = optimal_init(self.alpha, lambda p, y: fn(p, y, *params))
             if not (t0 + 1.0 > 1.0):
                 raise ValueError(
@@ -574,7 +591,8 @@ class BaseMinibatchSGD(BaseEstimator):
             out_weight = np.ones((state.n_outputs, 2))
         base_weight = None if out_weight is None else out_weight.copy()
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
-                                plan.params, self.shuffle, out_weight=out_weight)
+                                plan.params, self.shuffle, out_weight=out_weight,
+                                verbose=bool(self.verbose))
         n_problems = state.n_outputs if per_output else 1
         rule = StoppingRule(n_problems, self.tol, patience_epochs(
             self.n_iter_no_change, rows.size, int(hyper.batch_size)))
@@ -601,13 +619,6 @@ class BaseMinibatchSGD(BaseEstimator):
             objective = float(latest.sum())
             self._check_finite(state, objective, epoch, full=False, norm_before=norm_before)
             curve.append(objective)
-            if self.verbose:
-                coef, intercept = state.weights()
-                print(
-                    f"Epoch {epoch}: loss {objective:.6g}, |w| {np.linalg.norm(coef):.4g}, "
-                    f"bias {intercept.mean():.4g}, eta {state.eta:.3g}, t {state.t:.0f}, "
-                    f"{time.perf_counter() - start:.3f} s"
-                )
             if validation is not None:
                 Xv, yv, swv = validation
                 scores = self._state_scores(state, Xv)
@@ -618,6 +629,10 @@ class BaseMinibatchSGD(BaseEstimator):
                 # scikit-learn's criterion: the mean over the rows of loss
                 # plus penalty, each at the weights the row saw
                 current = objectives
+            if self.verbose:
+                print(_report.epoch_line(epoch, objective, state, _cap_at(hyper, state.t)[1],
+                                         time.perf_counter() - start,
+                                         val_scores[-1] if validation is not None else None))
             held = _cap_holds_decay(hyper, state.t, t_end)
             for k in rule.update(epoch, current, lower_rate, hold=held):
                 if per_output:
@@ -635,7 +650,13 @@ class BaseMinibatchSGD(BaseEstimator):
                     out_weight[active] = base_weight[active] * (rates[active] / state.eta)[:, None]
         if frozen:
             state.restore_outputs(frozen)
-        return int(rule.n_iter.max()), curve, val_scores
+        n_iter = int(rule.n_iter.max())
+        if self.verbose:
+            print(_report.stop_line(
+                n_iter, time.perf_counter() - start, converged=rule.done, tol=self.tol,
+                patience=rule.patience, early_stopping=validation is not None,
+                class_epochs=rule.n_iter.tolist() if per_output else None))
+        return n_iter, curve, val_scores
 
     def _per_output_problems(self, state):
         """Whether each output is a problem of its own (one-vs-rest)."""
@@ -689,6 +710,7 @@ class BaseMinibatchSGD(BaseEstimator):
                 "Maximum number of iteration reached before convergence. Consider "
                 "increasing max_iter to improve the fit.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
         return n_iter, curve, val_scores
 
@@ -737,7 +759,7 @@ class BaseMinibatchSGD(BaseEstimator):
         record.prepare(X, rows, hyper, plan.rule)
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
                                 plan.params, self.shuffle, journal=record.journal,
-                                out_weight=out_weight)
+                                out_weight=out_weight, verbose=bool(self.verbose))
         norm_before = state.squared_norm()
         sums = _engine.run_pass(prepared)
         self._raise_loss_failure(prepared, plan)
@@ -980,8 +1002,8 @@ def _cap_holds_decay(hyper, t, t_end):
     would hold the whole run: then the rule counts as usual."""
     hyper = np.asarray(hyper, dtype=np.float64)
     schedule = SCHEDULES_BY_CODE.get(int(hyper[_kernels.H_SCHEDULE]))
-    if schedule not in ("optimal", "invscaling"):
-        return False
+    if schedule not in ("optimal", "invscaling") or not hyper[_kernels.H_CURV_MAX] > 0.0:
+        return False  # no decay, or no cap (see skgd._kernels.minibatch_step)
     asked, cap, _, _ = _cap_at(hyper, t)
     m = hyper[_kernels.H_BATCH_SIZE]
     if not cap < asked / m * (1.0 - 1e-9):

@@ -257,6 +257,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         with self._unchanged_on_error():
             self._check_params()
             X, y = self._validate_X(X, y, reset=True)
+            if y.dtype.kind == "O":
+                _check_one_label_type(y.tolist(), "y")
             check_classification_targets(y)
             classes = np.unique(y)
             if classes.size < 2:
@@ -305,6 +307,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             fast = None if first else self._fast_Xy(X, y, numeric=False)
             if fast is None:
                 X, y = self._validate_X(X, y, reset=first)
+                if y.dtype.kind == "O":
+                    _check_one_label_type(y.tolist(), "y")
                 check_classification_targets(y)
             else:  # labels are checked against classes_ below
                 X, y = fast
@@ -588,17 +592,28 @@ def _check_classes(classes):
         items = values.tolist()
         if any(v is None for v in items):
             raise ValueError(f"classes must not contain None; got {items!r}.")
-        numbers = [isinstance(v, (bool, int, float, np.bool_, np.number)) for v in items]
-        strings = [isinstance(v, str) for v in items]
-        if not (all(numbers) or all(strings)):
-            raise ValueError(
-                f"classes mix types (numbers and strings, or other objects): {items!r}. "
-                "Use labels of one type."
-            )
+        _check_one_label_type(items, "classes")
         values = np.asarray(items)
     if values.dtype.kind in "fc" and not np.isfinite(values).all():
         raise ValueError(f"classes must be finite; got {values.tolist()}.")
     return np.unique(values)
+
+
+def _check_one_label_type(items, name):
+    """Raise a TypeError naming the mix when labels are not all numbers or
+    all strings (NumPy would compare them and fail obscurely)."""
+    numbers = [isinstance(v, (bool, int, float, np.bool_, np.number)) for v in items]
+    strings = [isinstance(v, str) for v in items]
+    if all(numbers) or all(strings) or not all(n or s for n, s in zip(numbers, strings,
+                                                                       strict=True)):
+        return  # one type; or other objects (None, ...), which scikit-learn refuses
+    kinds = sorted({type(v).__name__ for v in items})
+    shown = items[:10]
+    raise TypeError(
+        f"{name} mixes label types ({', '.join(kinds)}): {shown!r}"
+        f"{' ...' if len(items) > 10 else ''}. Labels must be all numbers or all "
+        "strings; convert them to one type (e.g. y.astype(str))."
+    )
 
 
 def _label_index(y, classes):

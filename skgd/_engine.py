@@ -12,6 +12,8 @@ otherwise a copy of the arrays the pass may change (a dense row touches
 every weight anyway).
 """
 
+import logging
+import threading
 import warnings
 from collections import namedtuple
 
@@ -540,11 +542,45 @@ def _type_key(arrays, coef, loss_spec, loss_params, rule, journal):
             journal is None)
 
 
-def _call_kernel(args, key):
+# A first call of a configuration may compile it (1-3 s, once per machine:
+# numba caches it on disk). If that takes longer than this, say so, once per
+# process: a log message (logger "skgd", level INFO), and a line on stdout
+# under ``verbose``.
+_NOTICE_AFTER = 1.0
+_noticed = []
+
+
+def _compilation_notice(verbose):
+    if _noticed:
+        return
+    _noticed.append(True)
+    from ._numba_cache import user_cache_dir
+
+    where = numba.config.CACHE_DIR or user_cache_dir()
+    message = (
+        "skgd: compiling the training loop for this configuration (a few seconds, "
+        f"once per configuration and machine: it is cached in {where}). "
+        "`python -m skgd.compile` compiles the common configurations ahead of time."
+    )
+    logging.getLogger("skgd").info(message)
+    if verbose:
+        print(message, flush=True)
+
+
+def _call_kernel(args, key, verbose=False):
     entry = _ENTRY_POINTS.get(key)
     if entry is not None:
         return entry(*args)
-    result = _compile_and_call(args)
+    timer = None
+    if not _noticed:
+        timer = threading.Timer(_NOTICE_AFTER, _compilation_notice, args=(verbose,))
+        timer.daemon = True
+        timer.start()
+    try:
+        result = _compile_and_call(args)
+    finally:
+        if timer is not None:
+            timer.cancel()
     overload = K.sgd_pass.overloads.get(tuple(numba.typeof(a) for a in args))
     if overload is not None:
         _ENTRY_POINTS[key] = overload.entry_point
@@ -568,7 +604,7 @@ class Pass:
     """
 
     def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, journal=None, out_weight=None):
+                 shuffle, journal=None, out_weight=None, verbose=False):
         _check_layout(state, X, Y, sample_weight, rows, rule, out_weight)
         self.state = state
         self.rows = rows
@@ -583,6 +619,7 @@ class Pass:
         hyper[K.H_PREFETCH_WEIGHTS] = float(sp.issparse(X) and state.coef.nbytes > _PREFETCH_FROM)
         per_sample = None if hyper[K.H_BATCH_SIZE] == 1 else False
         self.out_weight = out_weight
+        self.verbose = verbose
         self.objective = np.zeros((3, state.n_outputs))
         self.args = [data, Y, sample_weight, self.order, state.shuffle_seed if shuffle else -1,
                      state.arrays(), hyper, loss_spec, loss_params, rule, journal, cap,
@@ -601,7 +638,7 @@ class Pass:
         weight in it (the ``objective`` of ``sgd_pass``)."""
         if self.shuffle:  # each pass shuffles the rows afresh, from (seed, pass)
             self.order[:] = self.rows
-        _call_kernel(tuple(self.args), self.key)
+        _call_kernel(tuple(self.args), self.key, self.verbose)
         self.state.version += 1
         return self.objective[:2].copy()
 

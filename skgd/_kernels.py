@@ -1140,7 +1140,7 @@ def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, a
 
 def _on(rule, *names):
     """Compile-time: whether any of the rule's steps ``names`` is on."""
-    field_types = dict(zip(rule.fields, rule.types))
+    field_types = dict(zip(rule.fields, rule.types, strict=True))
     return any(not isinstance(field_types[name], types.NoneType) for name in names)
 
 

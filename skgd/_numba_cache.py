@@ -1,4 +1,17 @@
-"""Damaged numba cache files of skgd's own functions are recompiled, not fatal.
+"""Where numba keeps skgd's compiled code, and what happens when it is damaged.
+
+**Location.** numba keeps compiled code on disk (``cache=True``), by default
+in a ``__pycache__`` folder next to the source. For an installed skgd that
+is ``site-packages/skgd/__pycache__``: uninstalling leaves those files, and
+the leftover ``site-packages/skgd/`` folder then shadows an editable
+install (``import skgd`` finds an empty namespace package). skgd's own
+functions are therefore cached in a per-user folder instead,
+:func:`user_cache_dir` (``~/.cache/skgd/numba`` on Linux), unless
+``NUMBA_CACHE_DIR`` is set, which numba then uses as usual. Other
+libraries' numba functions keep numba's own locations.
+
+**Damage.** Damaged numba cache files of skgd's own functions are recompiled,
+not fatal.
 
 numba keeps compiled code on disk (``cache=True``). A cache file that was cut
 short (an interrupted write, a full disk) or overwritten makes numba raise an
@@ -11,9 +24,10 @@ files. Other libraries' numba functions are left to numba's own handling.
 
 import glob
 import os
+import sys
 import warnings
 
-from numba.core import caching
+from numba.core import caching, config
 
 _PACKAGE = __name__.rsplit(".", 1)[0] + "."
 
@@ -58,8 +72,59 @@ def _guarded(method):
     return guarded
 
 
+def user_cache_dir():
+    """The per-user folder of skgd's compiled code: ``$XDG_CACHE_HOME`` (or
+    ``~/.cache``) ``/skgd/numba`` on Linux, ``~/Library/Caches/skgd/numba``
+    on macOS, ``%LOCALAPPDATA%\\skgd\\numba`` on Windows."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~/AppData/Local")
+    elif sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "skgd", "numba")
+
+
+def _user_cache_locator():
+    """A numba cache locator class for skgd's functions (built from numba's
+    own locator classes, which are not public: None if they change)."""
+    try:
+        bases = (caching._SourceFileBackedLocatorMixin, caching._CacheLocator)
+    except AttributeError:  # pragma: no cover - a numba without these classes
+        return None
+
+    class SkgdUserCacheLocator(*bases):
+        """skgd's functions, cached in :func:`user_cache_dir`."""
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(user_cache_dir(),
+                                            self.get_suitable_cache_subpath(py_file))
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if config.CACHE_DIR or not getattr(py_func, "__module__", "").startswith(_PACKAGE):
+                return None  # NUMBA_CACHE_DIR, or not skgd's: numba's own locators
+            # None when the folder cannot be made or written: numba's defaults
+            return super().from_function(py_func, py_file)
+
+    return SkgdUserCacheLocator
+
+
 def install():
-    """Guard numba's cache loading and saving (idempotent)."""
+    """Cache skgd's functions per user, and guard numba's cache loading and
+    saving (idempotent)."""
+    locators = getattr(caching, "CacheImpl", None)
+    locators = getattr(locators, "_locator_classes", None)
+    if isinstance(locators, list) and not any(
+            c.__name__ == "SkgdUserCacheLocator" for c in locators):
+        locator = _user_cache_locator()
+        if locator is not None:
+            locators.insert(0, locator)
     for name in ("load_overload", "save_overload"):
         method = getattr(caching.Cache, name)
         if not hasattr(method, "__wrapped__"):

@@ -48,7 +48,7 @@ def main():
         t_sk = _median_fit_time(SGDClassifier(loss=loss, random_state=0, **common), X32, y)
         acc = _mean_accuracy(lambda s: SGDClassifier(loss=loss, random_state=s, **common),
                              X32, y, X_test, y_test)
-        print(f"{'SGDClassifier(loss=%r)' % loss:<44}{acc:>10.4f}{t_sk:>11.3f}s{1.0:>8.2f}")
+        print(f"{f'SGDClassifier(loss={loss!r})':<44}{acc:>10.4f}{t_sk:>11.3f}s{1.0:>8.2f}")
         for batch_size in (1, 32, 256):
             def make(seed):
                 return MinibatchSGDClassifier(loss=loss, batch_size=batch_size,

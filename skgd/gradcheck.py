@@ -83,7 +83,7 @@ def _check_scalar(loss, params, rng, n_points, h):
     # +-1 targets as classification uses, and real targets as regression does
     ys = np.where(rng.rand(n_points) < 0.5, rng.choice([-1.0, 1.0], n_points),
                   2.0 * rng.randn(n_points))
-    for p, y in zip(3.0 * rng.randn(n_points), ys):
+    for p, y in zip(3.0 * rng.randn(n_points), ys, strict=True):
         def f(q):
             return loss.loss(q, y, *params)
 

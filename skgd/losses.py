@@ -177,7 +177,7 @@ class Loss(BaseEstimator):
                 raise
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _init_arg_names(cls):
     return tuple(
         name
@@ -254,7 +254,7 @@ def _guarded_pair(cls, n_params, multiclass):
         # C function pointers are what numba calls "experimental"
         warnings.simplefilter("ignore", numba.core.errors.NumbaExperimentalFeatureWarning)
         return tuple(numba.cfunc(sig)(scope[name])
-                     for sig, name in zip(signatures, ("value", "deriv")))
+                     for sig, name in zip(signatures, ("value", "deriv"), strict=True))
 
 
 # ---------------------------------------------------------------- classification

@@ -91,6 +91,7 @@ class LossCurveDisplay:
         self : LossCurveDisplay
         """
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         if ax is None:
             _, ax = plt.subplots()
@@ -98,6 +99,7 @@ class LossCurveDisplay:
         kwargs.setdefault("label", self.estimator_name)
         (self.line_,) = ax.plot(epochs, self.loss_curve, marker="o", markersize=3, **kwargs)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.set_ylabel("mean training objective (loss + penalty)")
         self.ax_validation_ = None
         if self.validation_scores is not None:

@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
+from reference import reference_sgd
 from sklearn.datasets import make_classification, make_regression
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _kernels
 from skgd import _smoothness as smoothness
 from skgd.losses import REGRESSION_LOSSES, SquaredError, get_loss
 from skgd.schedules import optimal_init
-
-from reference import reference_sgd
 
 N_EPOCHS = 3
 

@@ -1,10 +1,9 @@
 """scikit-learn's estimator checks over the configurations users will run."""
 
+from custom_losses import HalfSquared, UserLog
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
-
-from custom_losses import HalfSquared, UserLog
 
 C, R = MinibatchSGDClassifier, MinibatchSGDRegressor
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from custom_losses import HalfSquared, Pinball, UserLog, WrongLog, WrongSoftmax
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
@@ -17,8 +18,6 @@ from skgd.losses import (
     MulticlassHinge,
     SoftmaxLoss,
 )
-
-from custom_losses import HalfSquared, Pinball, UserLog, WrongLog, WrongSoftmax
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIFICATION_LOSSES))

@@ -754,7 +754,7 @@ def test_concurrent_predictions_equal_serial_ones(kind, sparse):
     serial = [getattr(est, m)(Xp[s]) for m, s in jobs]
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         parallel = list(pool.map(lambda job: getattr(est, job[0])(Xp[job[1]]), jobs))
-    for a, b in zip(parallel, serial):
+    for a, b in zip(parallel, serial, strict=True):
         assert_array_equal(a, b)
 
 

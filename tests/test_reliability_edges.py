@@ -43,19 +43,15 @@ import numba
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-
-import skgd.losses
-from skgd import MinibatchSGDRegressor
-from skgd._base import BaseMinibatchSGD
 from test_reliability import (
     ALL_CALLS,
     BOTH,
-    D,
     FITS,
+    Bad,
+    D,
     N,
     X,
     Y,
-    Bad,
     _assert_unchanged,
     _call,
     _cases,
@@ -65,6 +61,10 @@ from test_reliability import (
     _stateful,
     _target,
 )
+
+import skgd.losses
+from skgd import MinibatchSGDRegressor
+from skgd._base import BaseMinibatchSGD
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -420,7 +420,7 @@ report(**result)
 def loss_switch_runs():
     """The snippets of the test below, run by one subprocess."""
     return _run_group({
-        name: _loss_switch_body(*switch) for name, switch in zip(LOSS_SWITCH_IDS, LOSS_SWITCHES)
+        name: _loss_switch_body(*switch) for name, switch in zip(LOSS_SWITCH_IDS, LOSS_SWITCHES, strict=True)
     })
 
 

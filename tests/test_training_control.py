@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import as_int32_csr  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression, SGDClassifier  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -13,8 +14,6 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skgd import MinibatchSGDClassifier  # noqa: E402
 from skgd.plotting import LossCurveDisplay  # noqa: E402
-
-from conftest import as_int32_csr  # noqa: E402
 
 
 def _logistic_objective(X, y, coef, intercept, alpha):
@@ -97,12 +96,14 @@ def test_multinomial_hinge_is_robust_to_the_batch_size():
 def test_verbose_prints_one_line_per_epoch(capsys, adult):
     X, y = adult[:2]
     MinibatchSGDClassifier(verbose=1, max_iter=4, tol=None, random_state=0).fit(X[:2000], y[:2000])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert len(lines) == 4
-    for epoch, line in enumerate(lines, start=1):
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.strip() and not line.startswith("skgd: compiling")]
+    assert len(lines) == 5  # an epoch each, and why training stopped
+    for epoch, line in enumerate(lines[:4], start=1):
         assert line.startswith(f"Epoch {epoch}:")
-        for field in ("loss", "|w|", "eta", " s"):
+        for field in ("objective", "norm", "eta", " s"):
             assert field in line
+    assert lines[-1].startswith("Ran max_iter=4 epochs (tol=None)")
 
 
 def test_loss_curve_has_one_finite_value_per_epoch(adult):

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import as_int32_csr
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
-
-from conftest import as_int32_csr
 
 SETTINGS = dict(alpha=1e-5, max_iter=10, tol=None)
 N_SEEDS = 30
