@@ -206,6 +206,11 @@ class BaseMinibatchSGD(BaseEstimator):
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
         if self.learning_rate in ("pa1", "pa2"):
             needed = PA_LOSSES["classifier" if is_classifier(self) else "regressor"]
+            if getattr(self, "multi_class", "ovr") == "multinomial":
+                raise ValueError(
+                    f"Learning rate '{self.learning_rate}' (passive-aggressive) is defined "
+                    "for binary and one-vs-rest problems, not for multi_class='multinomial'."
+                )
             if self.loss != needed:
                 raise ValueError(
                     f"Learning rate '{self.learning_rate}' only works with loss "
@@ -622,6 +627,8 @@ class BaseMinibatchSGD(BaseEstimator):
             if validation is not None:
                 Xv, yv, swv = validation
                 scores = self._state_scores(state, Xv)
+                for k, snap in frozen.items():  # stopped classes: as they will be
+                    scores[:, k] = _snapshot_scores(Xv, snap, self._averaged(state))
                 val_scores.append(self._score_scores(scores, yv, swv))
                 current = -(self._problem_scores(scores, yv, swv) if per_output
                             else np.array([val_scores[-1]]))
@@ -763,7 +770,7 @@ class BaseMinibatchSGD(BaseEstimator):
         norm_before = state.squared_norm()
         sums = _engine.run_pass(prepared)
         self._raise_loss_failure(prepared, plan)
-        objective = float(_mean_objectives(sums, False)[0])
+        objective = float(_mean_objectives(sums, self._per_output_problems(state)).sum())
         self._check_finite(state, objective, 1, full=False, norm_before=norm_before)
         return [objective], hyper
 
@@ -1017,6 +1024,13 @@ def _cap_holds_decay(hyper, t, t_end):
             return False
         catch_up = (hyper[_kernels.H_ETA0] / cap) ** (1.0 / power_t)
     return catch_up - middle <= t_end
+
+
+def _snapshot_scores(X, snap, averaged):
+    """Scores of one output from its :meth:`_engine.EngineState.snapshot_output`."""
+    if averaged and "avg_coef" in snap:
+        return safe_sparse_dot(X, snap["avg_coef"]) + snap["avg_intercept"]
+    return safe_sparse_dot(X, snap["coef"]) + snap["intercept"]
 
 
 def _largest_weights(sample_weight, Y, out_weight):

@@ -52,7 +52,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     tol : float or None, default=1e-3
         Stop when the epoch objective (or the validation score with
         ``early_stopping``) has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs. None disables the rule.
+        ``n_iter_no_change`` epochs; each one-vs-rest class stops on its own,
+        as in scikit-learn (user guide, "Stopping"). None disables the rule.
     shuffle : bool, default=True
         Shuffle the rows every epoch (and within each ``partial_fit`` chunk).
     verbose : int, default=0
@@ -80,10 +81,12 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     validation_fraction : float, default=0.1
         Size of the validation split.
     n_iter_no_change : int, default=5
-        Patience of the stopping rule.
+        Patience of the stopping rule, in epochs (never fewer than
+        ``n_iter_no_change * min(n_samples, 100)`` steps).
     class_weight : dict, 'balanced' or None, default=None
-        Weight of each class, multiplied into the sample weights. A sample's
-        class weight applies to every one-vs-rest output.
+        Weight of each class. As in scikit-learn, one-vs-rest problem k
+        weighs its positives by ``class_weight[k]`` and its negatives by 1;
+        binary and multinomial models weigh each sample by its class's.
     warm_start : bool, default=False
         Start ``fit`` from the previous solution.
     average : bool or int, default=False
@@ -141,8 +144,11 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when X has string column names.
     loss_curve_ : list of float
-        Mean training objective per epoch (sample-weighted loss, taken as the
-        epoch goes, plus the penalty at the epoch's end).
+        The objective the ``tol`` rule watches, per epoch (per ``partial_fit``
+        call): the mean over the rows of loss plus penalty, each at the
+        weights the row saw (weighted by sample and class weight unless the
+        run is scikit-learn's per-sample algorithm); summed over the classes
+        of a one-vs-rest model, a stopped class counting its last value.
     validation_scores_ : list of float
         Validation accuracy per epoch (with ``early_stopping``).
     best_score_ : float

@@ -284,7 +284,8 @@ class EngineState:
         :meth:`restore_outputs`: its weights, intercept, averages, L1 ledger
         and velocity. Costs one output's weights."""
         scale = self.clock[K.SCALE]
-        snap = {"coef": self.coef[k] * scale, "intercept": self.intercept[k]}
+        snap = {"coef": self.coef[k] * scale, "intercept": self.intercept[k],
+                "l1_u": float(self.clock[K.L1_U])}
         if self.avg_coef.size:
             if self.averaging():
                 n = self.clock[K.AVG_N]
@@ -313,6 +314,12 @@ class EngineState:
             for name in ("l1_applied", "velocity", "velocity_b"):
                 if name in snap:
                     getattr(self, name)[k] = snap[name]
+            if "l1_applied" in snap:
+                # The cumulative L1 penalty grew while the class was stopped; it
+                # must not owe that: a weight's unpaid penalty (u + q for w > 0,
+                # u - q for w < 0) stays what it was at the stop.
+                grown = self.clock[K.L1_U] - snap["l1_u"]
+                self.l1_applied[k] -= np.sign(snap["coef"]) * grown
         K.recount_norms(self.coef, self.norms)
 
     def arrays(self):

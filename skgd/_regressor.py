@@ -86,7 +86,10 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
     loss_curve_ : list of float
-        Mean training objective per epoch (loss plus penalty).
+        The objective the ``tol`` rule watches, per epoch (per ``partial_fit``
+        call): the mean over the rows of loss plus penalty, each at the
+        weights the row saw (weighted by sample weight unless the run is
+        scikit-learn's per-sample algorithm).
     validation_scores_ : list of float
         Validation R^2 per epoch (with ``early_stopping``).
     best_score_ : float

@@ -41,6 +41,8 @@ def configurations():
             configs.append(("classifier multinomial log_loss", MinibatchSGDClassifier(
                 loss="log_loss", multi_class="multinomial", batch_size=batch_size, max_iter=1,
                 tol=None), layout, False))
+            configs.append(("classifier hinge, 3 classes (one-vs-rest)", MinibatchSGDClassifier(
+                batch_size=batch_size, max_iter=1, tol=None), layout, False))
             configs.append(("regressor squared_error", MinibatchSGDRegressor(
                 batch_size=batch_size, max_iter=1, tol=None), layout, False))
     for loss in ("hinge", "log_loss"):
@@ -69,8 +71,7 @@ def compile_all(out=None):
     configs = configurations()
     for k, (name, est, layout, streaming) in enumerate(configs, 1):
         t = time.perf_counter()
-        multinomial = getattr(est, "multi_class", "ovr") == "multinomial"
-        X, y = _data(layout, 3 if multinomial else 2, rng)
+        X, y = _data(layout, 3 if "3 classes" in name or "multinomial" in name else 2, rng)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if isinstance(est, MinibatchSGDRegressor):

@@ -7,6 +7,7 @@ the per-class stopping of one-vs-rest, its class weights, the ``tol`` rule's
 objective, and the passive-aggressive schedules.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -364,3 +365,56 @@ def test_modified_huber_on_adult_over_seeds(adult):
             peer.append(SGDClassifier(loss="modified_huber", random_state=seed)
                         .fit(X32, y).score(Xt32, yt))
     assert np.mean(ours) >= np.mean(peer) - 0.005, (np.mean(ours), np.mean(peer))
+
+
+# --------------------------------------------- classes that stopped early
+
+
+def _l1_ovr_data():
+    rng = np.random.RandomState(0)
+    X = rng.randn(3000, 20)
+    y = np.argmax(X[:, :3] + 0.5 * rng.randn(3000, 3), axis=1)
+    return X, y
+
+
+def test_a_stopped_class_owes_no_l1_penalty_afterwards():
+    """The cumulative L1 penalty kept growing while a class was stopped; the
+    next partial_fit must not charge it (3 rows move weights by ~1e-4)."""
+    X, y = _l1_ovr_data()
+    est = MinibatchSGDClassifier(penalty="l1", alpha=1e-3, learning_rate="constant",
+                                 eta0=0.01, random_state=0).fit(X, y)
+    epochs = [int(e) for e in re.findall(r"\d+", _stop_epochs(est, X, y))]
+    assert len(set(epochs)) > 1  # the premise: classes stopped at different epochs
+    before = np.abs(est.coef_).sum(axis=1)
+    est.partial_fit(X[:3], y[:3])
+    after = np.abs(est.coef_).sum(axis=1)
+    assert_allclose(after, before, rtol=0.01)
+
+
+def _stop_epochs(est, X, y):
+    """The per-class epochs of the verbose stop line."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        clone = MinibatchSGDClassifier(**{**est.get_params(), "verbose": 1}).fit(X, y)
+    assert clone.n_iter_ == est.n_iter_
+    return out.getvalue().splitlines()[-1].split("stopped after")[-1]
+
+
+def test_validation_scores_score_the_model_the_classes_make():
+    """With early stopping, the last validation score is the returned model's
+    accuracy on the validation rows, stopped classes included."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    X, y = _l1_ovr_data()
+    est = MinibatchSGDClassifier(alpha=0.01, early_stopping=True, random_state=0).fit(X, y)
+    _, val = next(StratifiedShuffleSplit(test_size=0.1, random_state=0).split(X, y))
+    assert est.validation_scores_[-1] == pytest.approx(est.score(X[val], y[val]))
+
+
+def test_passive_aggressive_refuses_multinomial():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="not for multi_class='multinomial'"):
+        MinibatchSGDClassifier(learning_rate="pa1", multi_class="multinomial").fit(X, y)
