@@ -61,14 +61,14 @@ def _data(layout, n_classes, rng):
     return X, y
 
 
-def compile_all(out=None):
-    """Run every configuration once on tiny data (which compiles and caches
-    it), printing a line each to ``out`` (default: stdout); returns the
-    total time in seconds."""
+def compile_all(out=None, configs=None):
+    """Run each configuration (default: :func:`configurations`) once on tiny
+    data, which compiles and caches it, printing a line each to ``out``
+    (default: stdout); returns the total time in seconds."""
     out = sys.stdout if out is None else out
     rng = np.random.RandomState(0)
     start = time.perf_counter()
-    configs = configurations()
+    configs = configurations() if configs is None else configs
     for k, (name, est, layout, streaming) in enumerate(configs, 1):
         t = time.perf_counter()
         X, y = _data(layout, 3 if "3 classes" in name or "multinomial" in name else 2, rng)
