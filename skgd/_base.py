@@ -39,8 +39,6 @@ from .schedules import (
     optimal_init,
 )
 
-SCHEDULES_BY_CODE = {code: name for name, code in SCHEDULES.items()}
-
 _FLOATS = [np.float64, np.float32]
 _INDEX_TYPES = [np.int32, np.int64]
 _TINY = float(np.finfo(float).tiny)
@@ -1008,15 +1006,15 @@ def _cap_holds_decay(hyper, t, t_end):
     per-sample step) does not hold, and a cap that holds past ``t_end``
     would hold the whole run: then the rule counts as usual."""
     hyper = np.asarray(hyper, dtype=np.float64)
-    schedule = SCHEDULES_BY_CODE.get(int(hyper[_kernels.H_SCHEDULE]))
-    if schedule not in ("optimal", "invscaling") or not hyper[_kernels.H_CURV_MAX] > 0.0:
+    schedule = int(hyper[_kernels.H_SCHEDULE])
+    if schedule not in (OPTIMAL, INVSCALING) or not hyper[_kernels.H_CURV_MAX] > 0.0:
         return False  # no decay, or no cap (see skgd._kernels.minibatch_step)
     asked, cap, _, _ = _cap_at(hyper, t)
     m = hyper[_kernels.H_BATCH_SIZE]
     if not cap < asked / m * (1.0 - 1e-9):
         return False
     middle = 0.5 * (m - 1)
-    if schedule == "optimal":  # 1 / (alpha (t0 + t + middle - 1)) <= cap
+    if schedule == OPTIMAL:  # 1 / (alpha (t0 + t + middle - 1)) <= cap
         catch_up = 1.0 / (hyper[_kernels.H_ALPHA] * cap) - hyper[_kernels.H_OPTIMAL_INIT] + 1.0
     else:  # eta0 / (t + middle) ** power_t <= cap
         power_t = hyper[_kernels.H_POWER_T]
