@@ -611,7 +611,7 @@ class BaseMinibatchSGD(BaseEstimator):
         check it, apply the stopping rules.
 
         ``prepared`` is an :class:`_engine.Pass`, or anything with its
-        ``run``, ``loss_failure`` and ``set_eta0`` that trains ``state`` in
+        ``run``, ``loss_failure``, ``set_eta0`` and ``finish`` that trains ``state`` in
         place (``skgd.dask`` runs each epoch on a cluster); ``out_weight``
         is the array it reads, written here when a class stops. Returns
         what :meth:`_run_epochs` returns.
