@@ -23,8 +23,9 @@ The default groups measure the targets of the engine-cost issue:
 - ``dense_floor``: one epoch on dense 200k x 100 against one ``X @ w`` pass;
 - ``multiclass``, ``sparse``, ``streaming`` (100 x 100 ``partial_fit``), ``predict``.
 
-The extras (``dense``, ``real``, ``float32``, ``coldstart``, ``memory``) run
-only when named or with ``--only all``.
+The extras (``dense``, ``real``, ``float32``, ``coldstart``, ``memory``, and
+``dask``: ``skgd.dask.DataParallel`` on 1 and 2 workers, with the extra
+``skgd[dask]``) run only when named or with ``--only all``.
 """
 
 import argparse
@@ -564,6 +565,67 @@ def peak_memory(repeats):
            unit="MB", target=0.1)
 
 
+def dask_data_parallel(repeats):
+    """``skgd.dask.DataParallel`` on a LocalCluster of 1 and 2 single-threaded
+    worker processes (dense 900k x 100, 5 epochs, batch 32), next to
+    ``dask_ml.wrappers.Incremental`` on the same cluster and a plain ``fit``
+    in this process. Needs the extra ``skgd[dask]``; skipped without it."""
+    try:
+        import dask.array as da
+        from dask.distributed import Client, LocalCluster
+        from dask_ml.wrappers import Incremental
+
+        from skgd.dask import DataParallel
+    except ImportError as exc:
+        print(f"dask: skipped ({exc}); install the extra skgd[dask]")
+        return
+    n, d, chunk = 900_000, 100, 56_250
+    workload = "dask 900k x 100, 5 ep, bs=32"
+    common = dict(loss="log_loss", batch_size=32, max_iter=5, tol=None, random_state=0)
+    rng = np.random.RandomState(3)
+    coef = rng.randn(d)
+    Xt = rng.randn(20_000, d)
+    yt = (Xt @ coef + rng.randn(20_000) > 0).astype(np.int64)
+    repeats = max(1, min(repeats, 3))
+    times, accs = {}, {}
+    for n_workers in (1, 2):
+        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
+            state = da.random.RandomState(0)
+            X = state.standard_normal((n, d), chunks=(chunk, d))
+            y = ((X @ coef + state.standard_normal(n, chunks=chunk)) > 0).astype(np.int64)
+            X, y = client.persist([X, y])
+            model = DataParallel(MinibatchSGDClassifier(**common))
+            inc = Incremental(MinibatchSGDClassifier(**common), shuffle_blocks=False)
+
+            def incremental(inc=inc, X=X, y=y):
+                inc.fit(X, y, classes=[0, 1])  # one pass over the blocks
+                for _ in range(common["max_iter"] - 1):
+                    inc.partial_fit(X, y, classes=[0, 1])
+
+            t_dp, t_inc = median_times([lambda: model.fit(X, y), incremental], repeats)
+            times[n_workers] = t_dp
+            times[("inc", n_workers)] = t_inc
+            accs[n_workers] = model.score(Xt, yt)
+            accs[("inc", n_workers)] = inc.estimator_.score(Xt, yt)
+            if n_workers == 1:
+                Xm, ym = client.compute([X, y], sync=True)
+    single = MinibatchSGDClassifier(**common)
+    single.fit(Xm[:200], ym[:200])  # compile
+    t_single = median_time(lambda: single.fit(Xm, ym), repeats)
+    acc_single = single.score(Xt, yt)
+    record(workload, "DataParallel 2 workers", "DataParallel 1 worker", times[2], times[1],
+           accs[2], accs[1], target=0.65)
+    for w in (1, 2):
+        record(workload, f"DataParallel {w} worker{'s' * (w > 1)}",
+               f"Incremental {w} worker{'s' * (w > 1)}", times[w], times[("inc", w)],
+               accs[w], accs[("inc", w)])
+    record(workload, "DataParallel 1 worker", "single-process fit", times[1], t_single,
+           accs[1], acc_single)
+    print(f"speed-up 1 -> 2 workers: DataParallel {times[1] / times[2]:.2f}x, "
+          f"Incremental {times[('inc', 1)] / times[('inc', 2)]:.2f}x")
+
+
 WORKLOADS = {  # the engine-cost issue's targets, run by default
     "reuters": reuters,
     "adult": adult,
@@ -582,6 +644,7 @@ WORKLOADS.update({  # extras, run only when named (or with --only all)
     "float32": float32_vs_float64,
     "coldstart": cold_start,
     "memory": peak_memory,
+    "dask": dask_data_parallel,
 })
 
 

@@ -6,6 +6,7 @@ FIRST = [
     "plot_grid_search.py",
     "plot_out_of_core_sms_spam.py",
     "plot_dask_incremental.py",
+    "plot_dask_data_parallel.py",
 ]
 
 

@@ -589,16 +589,38 @@ class BaseMinibatchSGD(BaseEstimator):
         state.conform(plan.rule)
         hyper = self._hyper(state, plan, rows.size)
         self._warn_if_capped(state, hyper)
-        per_output = self._per_output_problems(state)
-        if per_output and out_weight is None:
-            out_weight = np.ones((state.n_outputs, 2))
-        base_weight = None if out_weight is None else out_weight.copy()
+        out_weight = self._problem_weights(state, out_weight)
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
                                 plan.params, self.shuffle, out_weight=out_weight,
                                 verbose=bool(self.verbose))
+        return self._epoch_loop(state, plan, prepared, hyper, n_rows=rows.size,
+                                max_epochs=max_epochs, validation=validation,
+                                out_weight=out_weight)
+
+    def _problem_weights(self, state, out_weight):
+        """The output weights a pass reads, ones by default in one-vs-rest:
+        the epoch loop writes a stopped class's to zero (see
+        :meth:`_epoch_loop`)."""
+        if self._per_output_problems(state) and out_weight is None:
+            return np.ones((state.n_outputs, 2))
+        return out_weight
+
+    def _epoch_loop(self, state, plan, prepared, hyper, *, n_rows, max_epochs,
+                    validation=None, out_weight=None):
+        """The epochs of :meth:`_run_epochs` over a prepared pass: run it,
+        check it, apply the stopping rules.
+
+        ``prepared`` is an :class:`_engine.Pass`, or anything with its
+        ``run``, ``loss_failure``, ``set_eta0`` and ``finish`` that trains ``state`` in
+        place (``skgd.dask`` runs each epoch on a cluster); ``out_weight``
+        is the array it reads, written here when a class stops. Returns
+        what :meth:`_run_epochs` returns.
+        """
+        per_output = self._per_output_problems(state)
+        base_weight = None if out_weight is None else out_weight.copy()
         n_problems = state.n_outputs if per_output else 1
         rule = StoppingRule(n_problems, self.tol, patience_epochs(
-            self.n_iter_no_change, rows.size, int(hyper.batch_size)))
+            self.n_iter_no_change, n_rows, int(hyper.batch_size)))
         rates = np.full(n_problems, state.eta)
         adaptive = SCHEDULES[self.learning_rate] == ADAPTIVE
 
@@ -609,7 +631,7 @@ class BaseMinibatchSGD(BaseEstimator):
             return False
 
         latest = np.zeros(n_problems)
-        t_end = state.t + max_epochs * rows.size
+        t_end = state.t + max_epochs * n_rows
         frozen = {}
         curve, val_scores = [], []
         start = time.perf_counter()
@@ -653,6 +675,7 @@ class BaseMinibatchSGD(BaseEstimator):
                 if per_output:
                     active = rule.active
                     out_weight[active] = base_weight[active] * (rates[active] / state.eta)[:, None]
+        prepared.finish()
         if frozen:
             state.restore_outputs(frozen)
         n_iter = int(rule.n_iter.max())
@@ -710,14 +733,18 @@ class BaseMinibatchSGD(BaseEstimator):
             X, Y, sample_weight, state, self._plan(), rows=rows, max_epochs=self.max_iter,
             validation=validation, out_weight=out_weight,
         )
+        self._warn_if_not_converged(n_iter, stacklevel=4)
+        return n_iter, curve, val_scores
+
+    def _warn_if_not_converged(self, n_iter, stacklevel):
+        """scikit-learn's ConvergenceWarning when ``fit`` ran all its epochs."""
         if self.tol is not None and n_iter == self.max_iter:
             warnings.warn(
                 "Maximum number of iteration reached before convergence. Consider "
                 "increasing max_iter to improve the fit.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
-        return n_iter, curve, val_scores
 
     def _validation_split(self, n, stratify, sample_weight):
         from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit

@@ -358,6 +358,29 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             self._commit(state, 1, curve, incremental=True)
         return self
 
+    def _block_arrays(self, X, y, sample_weight, class_weights):
+        """Training arrays of a block of data, encoded as ``fit`` encodes them,
+        from ``classes_`` and ``n_features_in_`` set beforehand (skgd.dask
+        prepares each worker's data with it).
+
+        Returns
+        -------
+        X, Y, sample_weight, out_weight
+            Validated X, the engine's targets (see :meth:`_targets`), the
+            sample weights with the class weights folded in, and the
+            one-vs-rest output weights (or None).
+        """
+        X, y = self._validate_X(X, y, reset=False)
+        if y.dtype.kind == "O":
+            _check_one_label_type(y.tolist(), "y")
+        check_classification_targets(y)
+        idx = _label_index(y, self.classes_)
+        sw = self._check_sample_weight(sample_weight, X.shape[0])
+        n_classes = self.classes_.size
+        sw, out_weight = self._weigh_classes(sw, class_weights, idx,
+                                             self._n_outputs(n_classes))
+        return X, self._targets(idx, n_classes), sw, out_weight
+
     def _class_weights(self, classes, y, for_partial_fit):
         """The weight of each class, or None without ``class_weight``."""
         if self.class_weight is None:

@@ -649,6 +649,10 @@ class Pass:
         self.state.version += 1
         return self.objective[:2].copy()
 
+    def finish(self):
+        """Called once after the last epoch; nothing to do here (a pass run on
+        a cluster brings the state up to date, see ``skgd.dask``)."""
+
     def loss_failure(self):
         """``(score, target, output)`` where a user's loss first gave a
         non-finite value or raised, or None."""

@@ -239,6 +239,13 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
             self._commit(state, 1, curve, incremental=True)
         return self
 
+    def _block_arrays(self, X, y, sample_weight, class_weights=None):
+        """Training arrays of a block of data, as ``fit`` makes them, for a
+        model whose ``n_features_in_`` is set (skgd.dask prepares each
+        worker's data with it): ``(X, Y, sample_weight, None)``."""
+        X, y, sw = self._targets(X, y, sample_weight, reset=False)
+        return X, y.reshape(-1, 1), sw, None
+
     def _shape_coef(self, coef):
         return coef.reshape(-1)
 

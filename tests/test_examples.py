@@ -16,6 +16,10 @@ NEEDS = {
         ["dask", "distributed", "dask_ml"],
         'the extra "skgd[dask]" (dask[distributed], dask-ml)',
     ),
+    "plot_dask_data_parallel.py": (
+        ["dask", "distributed"],
+        'the extra "skgd[dask]" (dask[distributed])',
+    ),
 }
 
 
