@@ -30,12 +30,14 @@ from .exceptions import StepCapWarning
 from .losses import Loss, MulticlassLoss, get_loss
 from .schedules import (
     ADAPTIVE,
+    AUTO,
+    AUTO_MOMENTUM,
     CONSTANT,
     INVSCALING,
     OPTIMAL,
-    PA1,
     PA_LOSSES,
     SCHEDULES,
+    is_passive_aggressive,
     optimal_init,
 )
 
@@ -199,6 +201,12 @@ class BaseMinibatchSGD(BaseEstimator):
             raise ValueError(
                 "alpha must be > 0 since learning_rate is 'optimal': alpha is used "
                 "to compute the optimal learning rate."
+            )
+        if self.learning_rate == "auto" and self.momentum > 0:
+            raise ValueError(
+                f"momentum={self.momentum!r} cannot be combined with learning_rate='auto', "
+                "which sets its own momentum (on dense data, for the steps its cap "
+                "shortens). Use momentum=0, or another learning_rate."
             )
         if self.penalty == "elasticnet" and self.l1_ratio is None:
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
@@ -402,11 +410,19 @@ class BaseMinibatchSGD(BaseEstimator):
             params=loss.params(),
             rule=_engine.make_rule(clip_value=self.clip_value, clip_norm=self.clip_norm,
                                    momentum=self.momentum, nesterov=self.nesterov, l1=l1,
-                                   average=self.average),
+                                   average=self._average()),
             optimal_init=t0,
         )
         self._plan_cache = (fingerprint, plan)
         return plan
+
+    def _average(self):
+        """``average`` as training uses it: 'auto' always averages (weights
+        growing as t^2 are part of its rule, see skgd._kernels.auto_rate);
+        an int still says when its averaging begins."""
+        if SCHEDULES[self.learning_rate] == AUTO and not self.average:
+            return True
+        return self.average
 
     def _l1_ratio(self):
         return self.l1_ratio if self.l1_ratio is not None else 0.0
@@ -448,10 +464,20 @@ class BaseMinibatchSGD(BaseEstimator):
                 stacklevel=4,
             )
 
+    def _rule(self, state, plan):
+        """The update rule of a pass: the plan's, and with 'auto' on dense
+        data (as the first data decided: see :meth:`_see_data`) momentum of
+        at most ``AUTO_MOMENTUM`` for the steps the cap shortens. On sparse
+        data 'auto' takes none: momentum moves every weight at every step."""
+        if SCHEDULES[self.learning_rate] == AUTO and state.intercept_decay == 1.0:
+            return plan.rule._replace(momentum=(AUTO_MOMENTUM, False))
+        return plan.rule
+
     def _hyper(self, state, plan, n_rows):
         """The run-time hyper-parameters of a pass (the state must have seen
         data: see :meth:`_see_data`)."""
         loss = plan.loss
+        auto = SCHEDULES[self.learning_rate] == AUTO
         # a batch larger than the data is the whole data
         batch_size = min(self.batch_size, max(n_rows, 1))
         return _engine.make_hyper(
@@ -464,13 +490,15 @@ class BaseMinibatchSGD(BaseEstimator):
             l1_ratio=self._l1_ratio(),
             fit_intercept=self.fit_intercept,
             batch_size=batch_size,
-            average=self.average,
+            average=self._average(),
             dtype=state.coef.dtype,
             curvature=loss.curvature,
             per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
             weighted_objective=not self._scikit_learns_algorithm(plan, batch_size),
-            intercept_decay=state.intercept_decay,
+            # 'auto''s own caps keep the intercept's steps in check
+            intercept_decay=1.0 if auto else state.intercept_decay,
+            row_sq=state.row_sq,
         )
 
     def _shuffle_seed(self):
@@ -506,8 +534,11 @@ class BaseMinibatchSGD(BaseEstimator):
         """
         if state.intercept_decay is None:  # decided by the first data, then kept
             state.intercept_decay = _engine.sparse_intercept_decay(X)
-        if (not loss.curvature or (loss.per_sample_floor and self.batch_size == 1)
-                or SCHEDULES[self.learning_rate] >= PA1):
+        auto = SCHEDULES[self.learning_rate] == AUTO
+        if auto:  # the scale of its gradients (see skgd._kernels.auto_rate)
+            state.row_sq = max(state.row_sq, smoothness.mean_row_sq(X, rows))
+        if (not loss.curvature or (loss.per_sample_floor and self.batch_size == 1 and not auto)
+                or is_passive_aggressive(SCHEDULES[self.learning_rate])):
             return
         chunk, trace = smoothness.estimate_with_trace(
             X, rows, sample_weight, self.fit_intercept, lam_w=state.smoothness[0])
@@ -586,11 +617,12 @@ class BaseMinibatchSGD(BaseEstimator):
         """
         self._see_data(state, X, rows, _largest_weights(sample_weight, Y, out_weight),
                        plan.loss)
-        state.conform(plan.rule)
+        rule = self._rule(state, plan)
+        state.conform(rule)
         hyper = self._hyper(state, plan, rows.size)
         self._warn_if_capped(state, hyper)
         out_weight = self._problem_weights(state, out_weight)
-        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
+        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
                                 plan.params, self.shuffle, out_weight=out_weight,
                                 verbose=bool(self.verbose))
         return self._epoch_loop(state, plan, prepared, hyper, n_rows=rows.size,
@@ -697,7 +729,8 @@ class BaseMinibatchSGD(BaseEstimator):
     def _averaged(self, state):
         """Whether the published model is the averaged one (averaging on and
         past its start)."""
-        return bool(self.average) and state.averaging() and self.average <= state.t - 1
+        average = self._average()
+        return bool(average) and state.averaging() and average <= state.t - 1
 
     def _published_average(self):
         """Whether the published model is the averaged one: decided when a
@@ -785,11 +818,12 @@ class BaseMinibatchSGD(BaseEstimator):
         self._take_assigned_coef(state)
         self._see_data(state, X, rows, _largest_weights(sample_weight, Y, out_weight),
                        plan.loss)
-        state.conform(plan.rule)
+        rule = self._rule(state, plan)
+        state.conform(rule)
         hyper = self._hyper(state, plan, rows.size)
         self._warn_if_capped(state, hyper)
-        record.prepare(X, rows, hyper, plan.rule)
-        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, plan.rule, plan.spec,
+        record.prepare(X, rows, hyper, rule)
+        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
                                 plan.params, self.shuffle, journal=record.journal,
                                 out_weight=out_weight, verbose=bool(self.verbose))
         norm_before = state.squared_norm()

@@ -65,11 +65,13 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         are no per-class jobs to spread.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
-    learning_rate : {'optimal', 'constant', 'invscaling', 'adaptive', 'pa1', 'pa2'}, \
+    learning_rate : {'optimal', 'constant', 'invscaling', 'adaptive', 'pa1', 'pa2', 'auto'}, \
             default='optimal'
         Schedule, see :mod:`skgd.schedules`. ``t`` counts samples. 'pa1' and
         'pa2' (passive-aggressive, ``loss='hinge'`` only) replace scikit-learn's
-        deprecated ``PassiveAggressiveClassifier``.
+        deprecated ``PassiveAggressiveClassifier``. 'auto' measures its step on
+        the data, with nothing to tune (``eta0`` unused; always averaged; see
+        the user guide, 'A learning rate with nothing to tune').
     eta0 : float, default=0.01
         Initial rate of the 'constant', 'invscaling' and 'adaptive' schedules;
         the aggressiveness ``C`` of 'pa1' and 'pa2'.

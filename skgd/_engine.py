@@ -24,7 +24,7 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from . import _kernels as K
 from ._smoothness import NO_DATA
-from .schedules import PA1
+from .schedules import AUTO, is_passive_aggressive
 
 # Named on the Python side for readability; the kernel gets it as an array.
 Hyper = namedtuple("Hyper", K.HYPER_FIELDS)
@@ -36,7 +36,7 @@ Rule = namedtuple("Rule", "clip_value clip_norm momentum l1 average")
 
 def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_ratio,
                fit_intercept, batch_size, average, dtype, curvature, per_sample_floor,
-               smoothness, weighted_objective=False, intercept_decay=1.0):
+               smoothness, weighted_objective=False, intercept_decay=1.0, row_sq=0.0):
     """Build the compiled kernel's run-time hyper-parameters.
 
     ``curvature`` is the loss's bound on its second derivative (None: no
@@ -44,11 +44,21 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
     (skgd._smoothness): with ``per_sample_floor`` the weights and the
     intercept are capped by their own block's smoothness, otherwise both by
     the bound on the joint one.
+
+    'auto' (``schedule == AUTO``) steps at its own measured rate under the
+    caps, without the per-sample floor; for losses with a bounded derivative
+    the weights' cap uses the mean ``|x|^2`` (``row_sq``) in place of the
+    largest, as a few long rows only make such steps bounce, not diverge.
     """
     l2, _ = penalty_strengths(penalty, alpha, l1_ratio)
     # passive-aggressive steps bound themselves: no cap
-    beta = 0.0 if schedule >= PA1 else (curvature or 0.0)
+    beta = 0.0 if is_passive_aggressive(schedule) else (curvature or 0.0)
     lam_w, l_max_w, lam_b, l_max_b = smoothness
+    cap_floor = bool(per_sample_floor)
+    if schedule == AUTO:
+        cap_floor = False
+        if per_sample_floor and row_sq > 0.0:
+            l_max_w = min(l_max_w, row_sq)
     if not per_sample_floor:
         lam_w, l_max_w = lam_b, l_max_b = lam_w + lam_b, l_max_w + l_max_b
     if average:
@@ -71,12 +81,13 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
         curv_max=beta * l_max_w,
         curv_b_full=beta * lam_b,
         curv_b_max=beta * l_max_b,
-        cap_floor=float(bool(per_sample_floor)),
+        cap_floor=float(cap_floor),
         prefetch_weights=0.0,  # set by the Pass, which knows the model's size
         # the objective weighs rows by sample and class weight, or (scikit-
         # learn's tol rule) counts every row alike
         weighted_objective=float(weighted_objective),
         intercept_decay=intercept_decay,
+        row_sq=row_sq + float(fit_intercept),
     )
 
 
@@ -194,6 +205,8 @@ class EngineState:
         self.intercept_decay = None
         # mean s * |x|^2 of the data lam_w was last estimated on (None: none yet)
         self.lam_trace = None
+        # mean |x|^2 of the data seen, running max ('auto' reads it)
+        self.row_sq = 0.0
         self.version = 0
         self._scratch = {}
 
@@ -208,10 +221,13 @@ class EngineState:
         self.__dict__.update(state)
         self._scratch = {}
         self.__dict__.setdefault("intercept_decay", 1.0)  # saved by skgd 0.1: none
+        self.__dict__.setdefault("row_sq", 0.0)  # saved before 'auto'
         if "norms" not in state:  # saved by skgd 0.1: the norms were clock slots
             self.clock = self.clock[[K.T, K.SCALE, K.L1_U, K.AVG_B, K.AVG_N, K.PASSES, -1]]
             self.norms = np.zeros((self.coef.shape[0], 2))
             K.recount_norms(self.coef, self.norms)
+        if self.clock.size < K.N_CLOCK:  # saved before 'auto': its slots start empty
+            self.clock = np.concatenate([self.clock, np.zeros(K.N_CLOCK - self.clock.size)])
 
     def copy(self):
         """A deep copy (arrays copied, scratch not shared)."""

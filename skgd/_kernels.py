@@ -70,7 +70,7 @@ from numba.extending import (
 )
 
 from . import losses as L  # (which guards numba's cache: skgd._numba_cache)
-from .schedules import INVSCALING, OPTIMAL, PA1
+from .schedules import AUTO, INVSCALING, OPTIMAL, PA1, PA2
 
 # Slots of the float64 ``clock`` array (the engine's scalar state).
 T = 0  # samples seen + 1 (scikit-learn's ``t_``)
@@ -80,7 +80,9 @@ AVG_B = 3  # coefficient of coef in the lazy sum of averaged weights
 AVG_N = 4  # number of steps averaged so far
 PASSES = 5  # passes run so far (seeds each pass's shuffle)
 AVG_CHECK = 6  # sum of |changes| to avg_coef: non-finite once any overflowed
-N_CLOCK = 7
+GRAD_SQ = 7  # 'auto': sum over the rows seen of s_i * |loss derivatives|^2
+REACH = 8  # 'auto': the largest distance of the weights from the origin so far
+N_CLOCK = 9
 
 # Columns of the state's ``norms`` array, one row per output (unscaled coef).
 SQ = 0  # sum of coef[k] ** 2, kept up to date
@@ -106,11 +108,12 @@ HYPER_FIELDS = (
     "prefetch_weights",  # 1: prefetch the weights sparse rows read (a model beyond L2)
     "weighted_objective",  # 1: the objective weighs rows by sample (and class) weight
     "intercept_decay",  # factor of the intercepts' step (0.01 on sparse data, else 1)
+    "row_sq",  # 'auto': mean |x|^2 (+ 1 with an intercept) of the data seen
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_SCALE_MIN, H_CURV_FULL, H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX,
  H_CAP_FLOOR, H_PREFETCH_WEIGHTS, H_WEIGHTED_OBJECTIVE,
- H_INTERCEPT_DECAY) = range(len(HYPER_FIELDS))
+ H_INTERCEPT_DECAY, H_ROW_SQ) = range(len(HYPER_FIELDS))
 
 # error_model="numpy": a division by zero gives inf or NaN (which the
 # divergence check reports) instead of a Python exception, and the divisions
@@ -595,7 +598,7 @@ def _add_penalties(objective, l1, hyper, scale, norms):
 
     def impl(objective, l1, hyper, scale, norms):
         # scikit-learn's passive-aggressive objective is the loss alone
-        counts = hyper[H_SCHEDULE] < PA1
+        counts = not (PA1 <= hyper[H_SCHEDULE] <= PA2)
         half_l2 = 0.5 * hyper[H_L2] * scale * scale
         for k in range(norms.shape[0]):
             penalty = half_l2 * norms[k, SQ]
@@ -631,6 +634,8 @@ def learning_rate(hyper, t):
         return 1.0 / (hyper[H_ALPHA] * (hyper[H_OPTIMAL_INIT] + t - 1.0))
     if schedule == INVSCALING:
         return hyper[H_ETA0] / t ** hyper[H_POWER_T]
+    if schedule == AUTO:  # set per batch by the pass (auto_rate); unknown here: the cap's
+        return np.inf
     return hyper[H_ETA0]  # constant, adaptive (the driver lowers eta0), PA (decay rate)
 
 
@@ -648,7 +653,7 @@ def minibatch_step(rate, m, curv_full, curv_max, floor):
 
 
 @numba.njit(**_JIT)
-def step_sizes(hyper, t, m, clip_factor=1.0):
+def step_sizes(hyper, t, m, clip_factor=1.0, rate=-1.0):
     """Step sizes ``(eta, eta_b)`` of the weights and the intercepts for a
     batch of ``m`` rows starting at sample count ``t``: ``m`` per-sample
     steps at the batch's middle sample, each block under its own cap
@@ -656,14 +661,53 @@ def step_sizes(hyper, t, m, clip_factor=1.0):
     (``H_INTERCEPT_DECAY``). A gradient clipped by ``clip_factor`` is that
     of the loss scaled by it, whose curvature is scaled alike: the caps
     widen by ``1 / clip_factor`` (else clipping and the cap would both
-    shrink the same step)."""
-    rate = learning_rate(hyper, t + 0.5 * (m - 1))
+    shrink the same step). ``rate``, when >= 0, is the per-sample rate
+    ('auto' measures it per batch: :func:`auto_rate`)."""
+    if rate < 0.0:
+        rate = learning_rate(hyper, t + 0.5 * (m - 1))
     floor = hyper[H_CAP_FLOOR] != 0.0
     eta = minibatch_step(rate, m, clip_factor * hyper[H_CURV_FULL],
                          clip_factor * hyper[H_CURV_MAX], floor)
     eta_b = minibatch_step(rate, m, clip_factor * hyper[H_CURV_B_FULL],
                            clip_factor * hyper[H_CURV_B_MAX], floor)
     return eta, eta_b * hyper[H_INTERCEPT_DECAY]
+
+
+# 'auto' starts from a step this far from the origin (DoG's r_epsilon); its
+# steps then grow geometrically while the weights move.
+AUTO_FIRST_REACH = 1e-4
+
+
+@numba.njit(**_JIT)
+def auto_rate(clock, hyper, norms, intercept):
+    """The per-sample rate of 'auto': distance over gradients (DoG; Ivgi,
+    Hinder & Carmon 2023), ``r / sqrt(G)``, where ``r`` is the farthest the
+    weights (with the intercepts) have been from the origin and ``G`` the
+    sum over the rows seen of their squared gradient norms,
+    ``s_i * |dloss_i|^2 * (|x|^2 + 1)`` with ``|x|^2`` the data's mean
+    (``H_ROW_SQ``). Large while the weights travel, it falls as ``1 /
+    sqrt(t)`` where gradients stay noisy and stays large where they vanish,
+    with nothing to tune. 0 before any gradient (nothing to step along)."""
+    scale = clock[SCALE]
+    dist2 = 0.0
+    for k in range(norms.shape[0]):
+        dist2 += scale * scale * norms[k, SQ] + intercept[k] * intercept[k]
+    reach = max(clock[REACH], np.sqrt(max(dist2, 0.0)), AUTO_FIRST_REACH)
+    clock[REACH] = reach
+    g = clock[GRAD_SQ] * hyper[H_ROW_SQ]
+    return reach / np.sqrt(g) if g > 0.0 else 0.0
+
+
+@numba.njit(**_JIT)
+def auto_momentum(mu_max, eta, wanted):
+    """Momentum of 'auto' when the cap shortens the step it wants: heavy
+    ball with ``mu = 1 - eta / wanted`` (at most ``mu_max``), whose long-run
+    step ``eta / (1 - mu)`` is the one wanted. Large batches with quiet
+    gradients are held by the cap, not by noise; momentum lets them travel
+    (Polyak 1964) without a step beyond the stability limit."""
+    if not wanted > eta:
+        return 0.0
+    return min(mu_max, 1.0 - eta / wanted)
 
 
 @numba.njit(**_JIT)
@@ -901,18 +945,19 @@ def _clip_by_global_norm(grad, grad_b, n_touched, max_norm):
     return impl
 
 
-def apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+def apply_gradient(momentum, mu, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
                    touched, n_touched, slot, eta, eta_b, clock, norms):
     """Step: move the weights along the batch gradient ``grad`` (compact,
-    ``grad[:, s]`` for column ``touched[s]``), plainly or with momentum."""
+    ``grad[:, s]`` for column ``touched[s]``), plainly or with momentum
+    ``mu`` (see :func:`momentum_coefficient`)."""
 
 
 @overload(apply_gradient, jit_options=_JIT)
-def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+def _apply_gradient(momentum, mu, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
                     touched, n_touched, slot, eta, eta_b, clock, norms):
     if isinstance(momentum, types.NoneType):
 
-        def impl(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+        def impl(momentum, mu, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
                  touched, n_touched, slot, eta, eta_b, clock, norms):
             scale = clock[SCALE]
             avg_b = clock[AVG_B]
@@ -939,7 +984,7 @@ def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, g
 
         return impl
 
-    def impl(momentum, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
+    def impl(momentum, mu, coef, intercept, avg_coef, velocity, velocity_b, grad, grad_b,
              touched, n_touched, slot, eta, eta_b, clock, norms):
         # Heavy-ball momentum (Polyak 1964) or Nesterov's form (Sutskever et
         # al. 2013, as PyTorch writes it): v = mu * v - eta * g, then
@@ -947,7 +992,7 @@ def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, g
         # decoupled weight decay (through the scale), so the velocity carries
         # the loss gradient only. Every weight moves with its velocity: a
         # step costs a pass over all weights, even on sparse data.
-        mu, nesterov = momentum
+        nesterov = momentum[1]
         scale = clock[SCALE]
         avg_b = clock[AVG_B]
         moved = 0.0
@@ -970,6 +1015,25 @@ def _apply_gradient(momentum, coef, intercept, avg_coef, velocity, velocity_b, g
             intercept[k] += mu * v - eta_b * g if nesterov else v
         clock[AVG_CHECK] += moved
         recount_norms(coef, norms)
+
+    return impl
+
+
+def momentum_coefficient(momentum, auto, eta, wanted):
+    """The momentum of this step: the rule's, or with 'auto' (whose rule
+    carries the most it may use) what :func:`auto_momentum` gives; 0 when
+    momentum is off."""
+
+
+@overload(momentum_coefficient, jit_options=_JIT)
+def _momentum_coefficient(momentum, auto, eta, wanted):
+    if isinstance(momentum, types.NoneType):
+        return lambda momentum, auto, eta, wanted: 0.0
+
+    def impl(momentum, auto, eta, wanted):
+        if auto:
+            return auto_momentum(momentum[0], eta, wanted)
+        return momentum[0]
 
     return impl
 
@@ -1031,21 +1095,22 @@ def _average_row(average, X, i, c, avg_coef, k, avg_b):
     return impl
 
 
-def accumulate_average(average, clock, intercept, avg_intercept, t, m, scale):
-    """Step: fold this batch's weights into the running average (lazily for
-    the weights, explicitly for the intercepts); nothing when off."""
+def accumulate_average(average, clock, intercept, avg_intercept, t, m, scale, weight):
+    """Step: fold this batch's weights into the running average with weight
+    ``weight`` (lazily for the weights, explicitly for the intercepts);
+    nothing when off."""
 
 
 @overload(accumulate_average, jit_options=_JIT)
-def _accumulate_average(average, clock, intercept, avg_intercept, t, m, scale):
+def _accumulate_average(average, clock, intercept, avg_intercept, t, m, scale, weight):
     if isinstance(average, types.NoneType):
-        return lambda average, clock, intercept, avg_intercept, t, m, scale: None
+        return lambda average, clock, intercept, avg_intercept, t, m, scale, weight: None
 
-    def impl(average, clock, intercept, avg_intercept, t, m, scale):
+    def impl(average, clock, intercept, avg_intercept, t, m, scale, weight):
         if t + m - 1 >= average:
-            clock[AVG_B] += scale
-            clock[AVG_N] += 1.0
-            inv = 1.0 / clock[AVG_N]
+            clock[AVG_B] += weight * scale
+            clock[AVG_N] += weight
+            inv = weight / clock[AVG_N]
             for k in range(intercept.shape[0]):
                 avg_intercept[k] += (intercept[k] - avg_intercept[k]) * inv
 
@@ -1244,7 +1309,8 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     scores = np.empty(n_out)
     row_derivs = np.empty(n_out)
     values = np.empty(n_out)
-    passive_aggressive = hyper[H_SCHEDULE] >= PA1
+    passive_aggressive = PA1 <= hyper[H_SCHEDULE] <= PA2
+    auto = hyper[H_SCHEDULE] == AUTO
     width = batch_cap if track else 0
     grad = np.zeros((n_out, width if buffered else 0))
     grad_b = np.zeros(n_out)
@@ -1264,6 +1330,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
 
         # 1. Loss derivatives at the current weights.
         scale = clock[SCALE]
+        grad_sq = 0.0
         for r in range(m):
             ahead = start + r + LOOKAHEAD
             if ahead < n_rows:
@@ -1289,6 +1356,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                 objective[0, k] += counted * values[k]
                 objective[2, k] += counted
                 derivs[r, k] = weight * row_derivs[k]
+                grad_sq += derivs[r, k] * derivs[r, k]
             if passive_aggressive:
                 # the row's own step tau replaces the batch's eta
                 sq_norm = row_sqnorm(X, i)
@@ -1298,6 +1366,14 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                     derivs[r, k] *= tau / eta
 
         add_penalties(objective, rule.l1, hyper, scale, norms)
+
+        # 'auto' measures its step on the batch's gradients (DoG)
+        rate = -1.0
+        if auto:
+            clock[GRAD_SQ] += grad_sq
+            rate = auto_rate(clock, hyper, norms, intercept)
+            eta, eta_b = step_sizes(hyper, t, m, 1.0, rate)
+        mu = momentum_coefficient(rule.momentum, auto, eta, m * rate)
 
         n_touched = 0
         if track:
@@ -1320,16 +1396,19 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
             clip_by_value(grad, grad_b, n_touched, rule.clip_value)
             factor = clip_by_global_norm(grad, grad_b, n_touched, rule.clip_norm)
             if factor < 1.0:
-                eta, eta_b = step_sizes(hyper, t, m, factor)
+                eta, eta_b = step_sizes(hyper, t, m, factor, rate)
 
-        # 3. L2 weight decay.
-        if l2_decay(clock, hyper, eta, journal):
+        # 3. L2 weight decay. 'auto''s decay keeps pace with its momentum's
+        # long-run step eta / (1 - mu): its steps then still settle at the
+        # penalised optimum (decay at eta alone would weaken the penalty
+        # by the factor 1 - mu there).
+        if l2_decay(clock, hyper, eta / (1.0 - mu) if auto else eta, journal):
             fold_scale(coef, clock, avg_coef, norms)
         scale = clock[SCALE]
 
         # 4. The gradient step.
         if buffered:
-            apply_gradient(rule.momentum, coef, intercept, avg_coef, velocity, velocity_b,
+            apply_gradient(rule.momentum, mu, coef, intercept, avg_coef, velocity, velocity_b,
                            grad, grad_b, touched, n_touched, slot, eta * factor,
                            eta_b * factor, clock, norms)
             for k in range(n_out):
@@ -1354,6 +1433,9 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                 slot[touched[s]] = -1
 
         # 6. Averaging: fold this step's weights into the running sum.
-        accumulate_average(rule.average, clock, intercept, avg_intercept, t, m, scale)
+        # 'auto' weighs step s by s^2 (polynomial-decay averaging): the
+        # average forgets the far-off start while it keeps the noise down
+        accumulate_average(rule.average, clock, intercept, avg_intercept, t, m, scale,
+                           (t + m - 1.0) ** 2 if auto else 1.0)
 
         clock[T] = t + m

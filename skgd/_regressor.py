@@ -41,11 +41,13 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         Epsilon of the 'huber' and epsilon-insensitive losses.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
-    learning_rate : {'invscaling', 'constant', 'optimal', 'adaptive', 'pa1', 'pa2'}, \
-            default='invscaling'
+    learning_rate : {'invscaling', 'constant', 'optimal', 'adaptive', 'pa1', 'pa2', \
+            'auto'}, default='invscaling'
         Schedule, see :mod:`skgd.schedules`. 'pa1' and 'pa2' (passive-aggressive,
         ``loss='epsilon_insensitive'`` only) replace scikit-learn's deprecated
-        ``PassiveAggressiveRegressor``.
+        ``PassiveAggressiveRegressor``. 'auto' measures its step on the data,
+        with nothing to tune (``eta0`` unused; always averaged; see the user
+        guide, 'A learning rate with nothing to tune').
     eta0 : float, default=0.01
         Initial learning rate; the aggressiveness ``C`` of 'pa1' and 'pa2'.
     power_t : float, default=0.25

@@ -51,6 +51,13 @@ def row_scales(X, rows, sample_weight):
     return sample_weight[rows] * sq
 
 
+def mean_row_sq(X, rows):
+    """Mean ``||x_i||^2`` over ``X[rows]`` (0 for no rows)."""
+    if rows.size == 0:
+        return 0.0
+    return float(row_scales(X, rows, np.ones(X.shape[0])).mean())
+
+
 def largest_eigenvalue(X, rows, sample_weight):
     """``lam``: top eigenvalue of ``(1/n) sum_i s_i x_i x_i^T`` over a sample.
 

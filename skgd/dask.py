@@ -206,6 +206,13 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
                 "split would have to be scored on the client every epoch. Hold out a "
                 "validation set yourself and score estimator_ on it."
             )
+        if est.learning_rate == "auto":
+            # its measured rate (reach and gradient sum) is not mixed yet
+            raise ValueError(
+                "DataParallel does not support learning_rate='auto' yet: the rate it "
+                "measures on each worker is not combined at a mix. Use another "
+                "learning_rate, or fit 'auto' in one process."
+            )
         return est
 
     # ---------------------------------------------------------- predicting

@@ -39,11 +39,24 @@ With ``batch_size=1`` the rule is scikit-learn's per-sample one.
   weights at rate ``eta0``. A minibatch takes the mean of its rows' steps;
   no step cap applies. The ``tol`` rule watches the loss alone, as in
   scikit-learn.
+- ``auto``: nothing to tune (``eta0`` is not used). Each batch's step is the
+  distance-over-gradients rate of DoG (Ivgi, Hinder & Carmon 2023), ``m *
+  r / sqrt(G)`` (``r`` the farthest the weights have moved from the origin,
+  ``G`` the summed squared per-sample gradient norms), under the step cap
+  without its per-sample floor (for bounded-derivative losses the cap reads
+  the mean row norm, not the largest). On dense data, when the cap shortens
+  the step DoG wants, heavy-ball momentum ``mu = 1 - cap / wanted`` (at
+  most ``AUTO_MOMENTUM``) makes up the difference, with the L2 decay at the
+  long-run step ``eta / (1 - mu)``. The published model is the average of
+  the iterates weighted by ``t ** 2`` (polynomial-decay averaging, Shamir &
+  Zhang 2013), whatever ``average`` says (an int still says when it
+  begins). The intercept is not damped on sparse data: its own cap holds it.
+  A stream keeps ``r``, ``G`` and the average across ``partial_fit`` calls.
 """
 
 import math
 
-CONSTANT, OPTIMAL, INVSCALING, ADAPTIVE, PA1, PA2 = 0, 1, 2, 3, 4, 5
+CONSTANT, OPTIMAL, INVSCALING, ADAPTIVE, PA1, PA2, AUTO = 0, 1, 2, 3, 4, 5, 6
 
 SCHEDULES = {
     "constant": CONSTANT,
@@ -52,7 +65,16 @@ SCHEDULES = {
     "adaptive": ADAPTIVE,
     "pa1": PA1,
     "pa2": PA2,
+    "auto": AUTO,
 }
+
+
+def is_passive_aggressive(schedule):
+    """Whether a schedule code is one of the passive-aggressive rules."""
+    return PA1 <= schedule <= PA2
+
+# The most momentum 'auto' uses (skgd._kernels.auto_momentum).
+AUTO_MOMENTUM = 0.9
 
 # The loss each passive-aggressive schedule needs, by estimator kind.
 PA_LOSSES = {"classifier": "hinge", "regressor": "epsilon_insensitive"}

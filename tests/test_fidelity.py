@@ -291,12 +291,12 @@ def test_overflow_keeps_scikit_learns_words():
 # ----------------------------------------------------- streamed sparse text
 
 
-def _sms_stream_accuracy(est_cls, loss, seed, vec_X, labels, dense=False):
+def _sms_stream_accuracy(est_cls, loss, seed, vec_X, labels, dense=False, **params):
     """Test accuracy after the first 500-row chunk and after one pass."""
     perm = np.random.RandomState(seed).permutation(labels.size)
     n_test = labels.size // 5
     test, train = perm[:n_test], perm[n_test:]
-    est = est_cls(loss=loss, alpha=1e-5, random_state=seed)
+    est = est_cls(loss=loss, alpha=1e-5, random_state=seed, **params)
     Xt = vec_X[test].toarray() if dense else vec_X[test]
     scores = []
     for start in range(0, train.size, 500):
