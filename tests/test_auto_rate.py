@@ -139,12 +139,13 @@ def test_auto_streams_sms_spam_as_well_as_the_default():
     assert auto[:, -1].mean() >= default[:, -1].mean(), (auto.mean(0), default.mean(0))
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_auto_partial_fit_stream_equals_one_pass_of_fit(sparse, adult):
+def test_auto_partial_fit_stream_equals_one_pass_of_fit(adult):
     """A stream keeps what 'auto' measured (its reach, gradient sum and
-    average) across calls: chunks give the pass fit's first epoch gives."""
+    average) across calls: chunks give the pass fit's first epoch gives.
+    (Sparse data: no momentum. On dense data 'auto''s momentum follows the
+    caps, which a stream estimates chunk by chunk, so it differs there.)"""
     X, y = adult[:2]
-    X = X[:3000] if sparse else X[:3000].toarray()
+    X = X[:3000]
     y = y[:3000]
     fit = MinibatchSGDClassifier(learning_rate="auto", max_iter=1, tol=None, shuffle=False,
                                  batch_size=10).fit(X, y)
