@@ -630,7 +630,11 @@ def _mix_into(state, states, rows):
     clock = states[0].clock.copy()
     clock[K.T] = start_clock[K.T] + sum(s.clock[K.T] - start_clock[K.T] for s in states)
     clock[K.SCALE] = 1.0
-    clock[K.AVG_CHECK] = sum(s.clock[K.AVG_CHECK] for s in states)
+    # the averaging sums' changes since the start, counted once (summing the
+    # workers' totals would count the start once per worker and double it
+    # every round: infinite, read as divergence, after ~1000 rounds)
+    clock[K.AVG_CHECK] = start_clock[K.AVG_CHECK] + sum(
+        s.clock[K.AVG_CHECK] - start_clock[K.AVG_CHECK] for s in states)
     coef = _weighted([s.coef * s.clock[K.SCALE] for s in states], p)
     if state.avg_coef.size:
         _mix_averages(state, states, clock)

@@ -263,3 +263,26 @@ def test_a_killed_worker_ends_in_a_result_or_a_clear_error():
         assert "DataParallel.fit" in str(err)
     else:
         assert outcome["result"].n_iter_ == 200
+
+
+def test_many_mixes_keep_the_averaging_check_finite():
+    # The clock's AVG_CHECK (the changes to the averaging sums, read only to
+    # detect overflow) must add the workers' changes since the round's start:
+    # summing their totals doubled it every round on two workers, and after
+    # about 1000 rounds (average=True, tol=None) a sound fit raised
+    # "Floating-point under-/overflow".
+    from skgd import _kernels as K
+    from skgd.dask import _mix_into
+
+    est = MinibatchSGDClassifier(average=True)
+    est._check_params()
+    state = est._new_state(1, 3, np.float64, for_fit=True)
+    state.conform(est._plan().rule)
+    state.clock[K.AVG_CHECK] = 1.0
+    for _ in range(1100):
+        workers = [state.copy(), state.copy()]
+        workers[0].clock[K.AVG_CHECK] += 0.5
+        workers[1].clock[K.AVG_CHECK] += 0.25
+        _mix_into(state, workers, np.array([10, 30]))
+    assert state.clock[K.AVG_CHECK] == pytest.approx(1.0 + 1100 * 0.75)
+    assert state.is_finite()
