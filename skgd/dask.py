@@ -190,10 +190,16 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _shell(self):
-        """The estimator to train: a clone (or, with ``warm_start``, the last
-        trained model) with its parameters checked."""
-        warm = getattr(self.estimator, "warm_start", False) and hasattr(self, "estimator_")
-        est = _copy(self.estimator_) if warm else clone(self.estimator)
+        """The estimator to train: a clone, or with ``warm_start`` the last
+        trained model given the parameters of ``estimator`` as they are now
+        (as the estimator's own warm-started ``fit``), checked."""
+        est = clone(self.estimator)
+        warm = (getattr(est, "warm_start", False) and hasattr(self, "estimator_")
+                and type(self.estimator_) is type(est))
+        if warm:
+            params = est.get_params(deep=False)
+            est = _copy(self.estimator_)
+            est.set_params(**params)
         if not hasattr(est, "_epoch_loop"):
             raise TypeError(
                 f"DataParallel trains skgd estimators (MinibatchSGDClassifier, "

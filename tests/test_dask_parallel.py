@@ -286,3 +286,21 @@ def test_many_mixes_keep_the_averaging_check_finite():
         _mix_into(state, workers, np.array([10, 30]))
     assert state.clock[K.AVG_CHECK] == pytest.approx(1.0 + 1100 * 0.75)
     assert state.is_finite()
+
+
+def test_warm_start_refit_takes_the_new_parameters(client):
+    # With warm_start=True a refit continues from estimator_'s weights but
+    # with the parameters of `estimator` as they are now (set_params after a
+    # fit, as for the estimator's own fit); it used to run estimator_'s old ones.
+    X, y = _classification(2, sparse=False, n=2000)
+    make = lambda: MinibatchSGDClassifier(  # noqa: E731
+        warm_start=True, max_iter=3, tol=None, batch_size=16, random_state=0)
+    ref = make().fit(X, y)
+    model = DataParallel(make(), workers=_workers(client)[:1]).fit(*_dask(X, y))
+    ref.set_params(max_iter=1, alpha=1e-3)
+    model.set_params(estimator__max_iter=1, estimator__alpha=1e-3)
+    ref.fit(X, y)
+    model.fit(*_dask(X, y))
+    assert model.n_iter_ == 1 and model.estimator_.alpha == 1e-3
+    assert model.estimator_.t_ == ref.t_
+    assert_allclose(model.estimator_.coef_, ref.coef_, rtol=0, atol=1e-12)
