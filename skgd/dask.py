@@ -483,6 +483,8 @@ class _Run:
             del workers[i], futures[i], reports[i]
         if not reports:
             raise ValueError("X has no rows to train on.")
+        if not any(r["weight"] for r in reports):
+            raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
         return _Prepared(workers, futures, reports)
 
     def submit(self, fn, *args, name):
@@ -723,7 +725,14 @@ def _prepare_local(est, class_weights, xs, ys, ws):
     X = _concat(xs)
     y = np.concatenate([np.asarray(v).reshape(-1) for v in ys])
     w = None if ws is None else np.concatenate([np.asarray(v).reshape(-1) for v in ws])
-    X, Y, sw, out_weight = est._block_arrays(X, y, w, class_weights)
+    # A worker's rows may all weigh zero (weights used as a mask) while the
+    # others' do not: its rows are validated, then train with weight zero,
+    # as in a plain fit (the client refuses a fit whose rows all weigh zero).
+    masked = w is not None and w.dtype.kind in "biuf" and w.size > 0 and not w.any()
+    X, Y, sw, out_weight = est._block_arrays(X, y, np.ones(w.shape) if masked else w,
+                                             class_weights)
+    if masked:
+        sw = np.zeros_like(sw)
     X = _engine.narrow_indices(X)
     plan = est._plan()
     n_out = est._n_outputs(est.classes_.size) if is_classifier(est) else 1
@@ -732,7 +741,7 @@ def _prepare_local(est, class_weights, xs, ys, ws):
     est._see_data(probe, X, rows, _largest_weights(sw, Y, out_weight), plan.loss)
     report = {"n_rows": X.shape[0], "smoothness": probe.smoothness,
               "intercept_decay": probe.intercept_decay, "lam_trace": probe.lam_trace,
-              "out_weight": out_weight}
+              "out_weight": out_weight, "weight": float(sw.sum())}
     return _Local(X, Y, sw, report)
 
 

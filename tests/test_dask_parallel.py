@@ -304,3 +304,22 @@ def test_warm_start_refit_takes_the_new_parameters(client):
     assert model.n_iter_ == 1 and model.estimator_.alpha == 1e-3
     assert model.estimator_.t_ == ref.t_
     assert_allclose(model.estimator_.coef_, ref.coef_, rtol=0, atol=1e-12)
+
+
+def test_a_worker_whose_rows_all_weigh_zero(client):
+    # sample_weight as a mask (only the first block counts): a plain fit
+    # trains, so must DataParallel, though a worker's rows all weigh zero
+    # (it raised "sample_weight is zero for every sample" from that worker).
+    X, y = _classification(2, sparse=False, n=4000)
+    sw = np.zeros(X.shape[0])
+    sw[:CHUNK] = 1.0
+    make = lambda: MinibatchSGDClassifier(  # noqa: E731
+        loss="log_loss", batch_size=16, max_iter=5, tol=None, random_state=0)
+    Xd, yd, swd = _dask(X, y, sw)
+    model = DataParallel(make()).fit(Xd, yd, sample_weight=swd)
+    assert len(model.worker_rows_) == 2 and sum(model.worker_rows_.values()) == X.shape[0]
+    assert np.isfinite(model.estimator_.loss_curve_).all()
+    ref = make().fit(X, y, sample_weight=sw)
+    assert abs(model.score(X, y) - ref.score(X, y)) <= 0.02
+    with pytest.raises(ValueError, match="zero for every sample"):
+        DataParallel(make()).fit(Xd, yd, sample_weight=swd * 0)
