@@ -174,11 +174,16 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         est.n_features_in_ = X.shape[1]
         blocks = _Blocks(client, X, y, sample_weight, self.workers)
         run = _Run(client, est, self.timeout)
-        data = run.prepare(blocks, class_weights)
-        state, plan, hyper, out_weight = _start_state(est, X, data.reports)
-        mixing = _MixingPass(run, data, state, hyper, out_weight, self.mix_every)
-        n_iter, curve, _ = est._epoch_loop(state, plan, mixing, hyper, n_rows=data.n_rows,
-                                           max_epochs=est.max_iter, out_weight=out_weight)
+        try:
+            data = run.prepare(blocks, class_weights)
+            state, plan, hyper, out_weight = _start_state(est, X, data.reports)
+            mixing = _MixingPass(run, data, state, hyper, out_weight, self.mix_every)
+            n_iter, curve, _ = est._epoch_loop(state, plan, mixing, hyper, n_rows=data.n_rows,
+                                               max_epochs=est.max_iter, out_weight=out_weight)
+        finally:
+            # the workers' copies of their rows go now, not when the garbage
+            # collector (or, after an error, the traceback) lets go of them
+            run.release()
         est._warn_if_not_converged(n_iter, stacklevel=3)
         est._commit(state, n_iter, curve, incremental=False)
         self.estimator_ = est
@@ -462,9 +467,21 @@ class _Run:
 
     def __init__(self, client, est, timeout):
         self.client = client
-        self.est = est
+        # what the workers need of the estimator: its parameters, classes and
+        # width (not a warm start's trained state, shipped with every task)
+        self.est = clone(est)
+        for name in ("classes_", "n_features_in_"):
+            if hasattr(est, name):
+                setattr(self.est, name, getattr(est, name))
         self.timeout = timeout
         self.token = uuid.uuid4().hex[:12]
+        self.submitted = []
+
+    def release(self):
+        """Release every task of the fit on the cluster (the prepared data)."""
+        if self.submitted:
+            self.client.cancel(self.submitted)
+            self.submitted = []
 
     def prepare(self, blocks, class_weights):
         workers, futures = [], []
@@ -475,6 +492,7 @@ class _Run:
                 _prepare_local, self.est, class_weights, xs, ys, ws, pure=False,
                 key=f"skgd-prepare-{self.token}-{i}", **place))
             workers.append(worker)
+        self.submitted.extend(futures)
         reports = self.gather([self.client.submit(operator.attrgetter("report"), f,
                                                   pure=False) for f in futures],
                               "preparing the data")
