@@ -174,11 +174,16 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         est.n_features_in_ = X.shape[1]
         blocks = _Blocks(client, X, y, sample_weight, self.workers)
         run = _Run(client, est, self.timeout)
-        data = run.prepare(blocks, class_weights)
-        state, plan, hyper, out_weight = _start_state(est, X, data.reports)
-        mixing = _MixingPass(run, data, state, hyper, out_weight, self.mix_every)
-        n_iter, curve, _ = est._epoch_loop(state, plan, mixing, hyper, n_rows=data.n_rows,
-                                           max_epochs=est.max_iter, out_weight=out_weight)
+        try:
+            data = run.prepare(blocks, class_weights)
+            state, plan, hyper, out_weight = _start_state(est, X, data.reports)
+            mixing = _MixingPass(run, data, state, hyper, out_weight, self.mix_every)
+            n_iter, curve, _ = est._epoch_loop(state, plan, mixing, hyper, n_rows=data.n_rows,
+                                               max_epochs=est.max_iter, out_weight=out_weight)
+        finally:
+            # the workers' copies of their rows go now, not when the garbage
+            # collector (or, after an error, the traceback) lets go of them
+            run.release()
         est._warn_if_not_converged(n_iter, stacklevel=3)
         est._commit(state, n_iter, curve, incremental=False)
         self.estimator_ = est
@@ -190,10 +195,16 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _shell(self):
-        """The estimator to train: a clone (or, with ``warm_start``, the last
-        trained model) with its parameters checked."""
-        warm = getattr(self.estimator, "warm_start", False) and hasattr(self, "estimator_")
-        est = _copy(self.estimator_) if warm else clone(self.estimator)
+        """The estimator to train: a clone, or with ``warm_start`` the last
+        trained model given the parameters of ``estimator`` as they are now
+        (as the estimator's own warm-started ``fit``), checked."""
+        est = clone(self.estimator)
+        warm = (getattr(est, "warm_start", False) and hasattr(self, "estimator_")
+                and type(self.estimator_) is type(est))
+        if warm:
+            params = est.get_params(deep=False)
+            est = _copy(self.estimator_)
+            est.set_params(**params)
         if not hasattr(est, "_epoch_loop"):
             raise TypeError(
                 f"DataParallel trains skgd estimators (MinibatchSGDClassifier, "
@@ -463,9 +474,21 @@ class _Run:
 
     def __init__(self, client, est, timeout):
         self.client = client
-        self.est = est
+        # what the workers need of the estimator: its parameters, classes and
+        # width (not a warm start's trained state, shipped with every task)
+        self.est = clone(est)
+        for name in ("classes_", "n_features_in_"):
+            if hasattr(est, name):
+                setattr(self.est, name, getattr(est, name))
         self.timeout = timeout
         self.token = uuid.uuid4().hex[:12]
+        self.submitted = []
+
+    def release(self):
+        """Release every task of the fit on the cluster (the prepared data)."""
+        if self.submitted:
+            self.client.cancel(self.submitted)
+            self.submitted = []
 
     def prepare(self, blocks, class_weights):
         workers, futures = [], []
@@ -476,6 +499,7 @@ class _Run:
                 _prepare_local, self.est, class_weights, xs, ys, ws, pure=False,
                 key=f"skgd-prepare-{self.token}-{i}", **place))
             workers.append(worker)
+        self.submitted.extend(futures)
         reports = self.gather([self.client.submit(operator.attrgetter("report"), f,
                                                   pure=False) for f in futures],
                               "preparing the data")
@@ -484,6 +508,8 @@ class _Run:
             del workers[i], futures[i], reports[i]
         if not reports:
             raise ValueError("X has no rows to train on.")
+        if not any(r["weight"] for r in reports):
+            raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
         return _Prepared(workers, futures, reports)
 
     def submit(self, fn, *args, name):
@@ -637,7 +663,11 @@ def _mix_into(state, states, rows):
     clock = states[0].clock.copy()
     clock[K.T] = start_clock[K.T] + sum(s.clock[K.T] - start_clock[K.T] for s in states)
     clock[K.SCALE] = 1.0
-    clock[K.AVG_CHECK] = sum(s.clock[K.AVG_CHECK] for s in states)
+    # the averaging sums' changes since the start, counted once (summing the
+    # workers' totals would count the start once per worker and double it
+    # every round: infinite, read as divergence, after ~1000 rounds)
+    clock[K.AVG_CHECK] = start_clock[K.AVG_CHECK] + sum(
+        s.clock[K.AVG_CHECK] - start_clock[K.AVG_CHECK] for s in states)
     coef = _weighted([s.coef * s.clock[K.SCALE] for s in states], p)
     if state.avg_coef.size:
         _mix_averages(state, states, clock)
@@ -720,7 +750,14 @@ def _prepare_local(est, class_weights, xs, ys, ws):
     X = _concat(xs)
     y = np.concatenate([np.asarray(v).reshape(-1) for v in ys])
     w = None if ws is None else np.concatenate([np.asarray(v).reshape(-1) for v in ws])
-    X, Y, sw, out_weight = est._block_arrays(X, y, w, class_weights)
+    # A worker's rows may all weigh zero (weights used as a mask) while the
+    # others' do not: its rows are validated, then train with weight zero,
+    # as in a plain fit (the client refuses a fit whose rows all weigh zero).
+    masked = w is not None and w.dtype.kind in "biuf" and w.size > 0 and not w.any()
+    X, Y, sw, out_weight = est._block_arrays(X, y, np.ones(w.shape) if masked else w,
+                                             class_weights)
+    if masked:
+        sw = np.zeros_like(sw)
     X = _engine.narrow_indices(X)
     plan = est._plan()
     n_out = est._n_outputs(est.classes_.size) if is_classifier(est) else 1
@@ -729,7 +766,7 @@ def _prepare_local(est, class_weights, xs, ys, ws):
     est._see_data(probe, X, rows, _largest_weights(sw, Y, out_weight), plan.loss)
     report = {"n_rows": X.shape[0], "smoothness": probe.smoothness,
               "intercept_decay": probe.intercept_decay, "lam_trace": probe.lam_trace,
-              "out_weight": out_weight}
+              "out_weight": out_weight, "weight": float(sw.sum())}
     return _Local(X, Y, sw, report)
 
 

@@ -263,3 +263,63 @@ def test_a_killed_worker_ends_in_a_result_or_a_clear_error():
         assert "DataParallel.fit" in str(err)
     else:
         assert outcome["result"].n_iter_ == 200
+
+
+def test_many_mixes_keep_the_averaging_check_finite():
+    # The clock's AVG_CHECK (the changes to the averaging sums, read only to
+    # detect overflow) must add the workers' changes since the round's start:
+    # summing their totals doubled it every round on two workers, and after
+    # about 1000 rounds (average=True, tol=None) a sound fit raised
+    # "Floating-point under-/overflow".
+    from skgd import _kernels as K
+    from skgd.dask import _mix_into
+
+    est = MinibatchSGDClassifier(average=True)
+    est._check_params()
+    state = est._new_state(1, 3, np.float64, for_fit=True)
+    state.conform(est._plan().rule)
+    state.clock[K.AVG_CHECK] = 1.0
+    for _ in range(1100):
+        workers = [state.copy(), state.copy()]
+        workers[0].clock[K.AVG_CHECK] += 0.5
+        workers[1].clock[K.AVG_CHECK] += 0.25
+        _mix_into(state, workers, np.array([10, 30]))
+    assert state.clock[K.AVG_CHECK] == pytest.approx(1.0 + 1100 * 0.75)
+    assert state.is_finite()
+
+
+def test_warm_start_refit_takes_the_new_parameters(client):
+    # With warm_start=True a refit continues from estimator_'s weights but
+    # with the parameters of `estimator` as they are now (set_params after a
+    # fit, as for the estimator's own fit); it used to run estimator_'s old ones.
+    X, y = _classification(2, sparse=False, n=2000)
+    make = lambda: MinibatchSGDClassifier(  # noqa: E731
+        warm_start=True, max_iter=3, tol=None, batch_size=16, random_state=0)
+    ref = make().fit(X, y)
+    model = DataParallel(make(), workers=_workers(client)[:1]).fit(*_dask(X, y))
+    ref.set_params(max_iter=1, alpha=1e-3)
+    model.set_params(estimator__max_iter=1, estimator__alpha=1e-3)
+    ref.fit(X, y)
+    model.fit(*_dask(X, y))
+    assert model.n_iter_ == 1 and model.estimator_.alpha == 1e-3
+    assert model.estimator_.t_ == ref.t_
+    assert_allclose(model.estimator_.coef_, ref.coef_, rtol=0, atol=1e-12)
+
+
+def test_a_worker_whose_rows_all_weigh_zero(client):
+    # sample_weight as a mask (only the first block counts): a plain fit
+    # trains, so must DataParallel, though a worker's rows all weigh zero
+    # (it raised "sample_weight is zero for every sample" from that worker).
+    X, y = _classification(2, sparse=False, n=4000)
+    sw = np.zeros(X.shape[0])
+    sw[:CHUNK] = 1.0
+    make = lambda: MinibatchSGDClassifier(  # noqa: E731
+        loss="log_loss", batch_size=16, max_iter=5, tol=None, random_state=0)
+    Xd, yd, swd = _dask(X, y, sw)
+    model = DataParallel(make()).fit(Xd, yd, sample_weight=swd)
+    assert len(model.worker_rows_) == 2 and sum(model.worker_rows_.values()) == X.shape[0]
+    assert np.isfinite(model.estimator_.loss_curve_).all()
+    ref = make().fit(X, y, sample_weight=sw)
+    assert abs(model.score(X, y) - ref.score(X, y)) <= 0.02
+    with pytest.raises(ValueError, match="zero for every sample"):
+        DataParallel(make()).fit(Xd, yd, sample_weight=swd * 0)
