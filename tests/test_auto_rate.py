@@ -139,23 +139,6 @@ def test_auto_streams_sms_spam_as_well_as_the_default():
     assert auto[:, -1].mean() >= default[:, -1].mean(), (auto.mean(0), default.mean(0))
 
 
-def test_auto_partial_fit_stream_equals_one_pass_of_fit(adult):
-    """A stream keeps what 'auto' measured (its reach, gradient sum and
-    average) across calls: chunks give the pass fit's first epoch gives.
-    (Sparse data: no momentum. On dense data 'auto''s momentum follows the
-    caps, which a stream estimates chunk by chunk, so it differs there.)"""
-    X, y = adult[:2]
-    X = X[:3000]
-    y = y[:3000]
-    fit = MinibatchSGDClassifier(learning_rate="auto", max_iter=1, tol=None, shuffle=False,
-                                 batch_size=10).fit(X, y)
-    stream = MinibatchSGDClassifier(learning_rate="auto", shuffle=False, batch_size=10)
-    for start in range(0, 3000, 1000):
-        stream.partial_fit(X[start:start + 1000], y[start:start + 1000], classes=[-1.0, 1.0])
-    np.testing.assert_allclose(stream.coef_, fit.coef_, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(stream.intercept_, fit.intercept_, rtol=1e-10, atol=1e-12)
-
-
 def test_auto_refuses_momentum():
     with pytest.raises(ValueError, match="sets its own momentum"):
         MinibatchSGDClassifier(learning_rate="auto", momentum=0.5).fit([[0.0], [1.0]], [0, 1])
