@@ -27,72 +27,79 @@ blocks' norms, which gives the two caps of :func:`skgd._engine.make_hyper`:
 
 from collections import namedtuple
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
+from ._kernels import _JIT
+
 _SAMPLE_ROWS = 500
 _POWER_ITERATIONS = 20
+# power iteration on a sparse sample keeps the columns' own numbers when X is
+# at most this many times as wide as the sample has non-zeros
+_DIRECT_WIDTH = 4
 
 #: ``(lam, l_max)`` of the weights' block and of the intercept's block.
 Smoothness = namedtuple("Smoothness", "lam_w l_max_w lam_b l_max_b")
 NO_DATA = Smoothness(0.0, 0.0, 0.0, 0.0)
 
 
+def row_sq_norms(X):
+    """``||x_i||^2`` of every row of a validated dense or CSR ``X``, in float64
+    (one pass over the values)."""
+    if sp.issparse(X):
+        return _csr_row_sq(X.data, X.indptr)
+    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+
 def row_scales(X, rows, sample_weight):
     """``s_i * ||x_i||^2`` for ``X[rows]``."""
-    if sp.issparse(X):
-        sq = np.zeros(X.shape[0])
-        nonempty = np.diff(X.indptr) > 0
-        sq[nonempty] = np.add.reduceat(X.data.astype(np.float64) ** 2, X.indptr[:-1][nonempty])
-        sq = sq[rows]
-    else:
-        Xr = X if rows.size == X.shape[0] else X[rows]
-        sq = np.einsum("ij,ij->i", Xr, Xr, dtype=np.float64)
-    return sample_weight[rows] * sq
+    return sample_weight[rows] * row_sq_norms(X)[rows]
 
 
 def mean_row_sq(X, rows):
     """Mean ``||x_i||^2`` over ``X[rows]`` (0 for no rows)."""
     if rows.size == 0:
         return 0.0
-    return float(row_scales(X, rows, np.ones(X.shape[0])).mean())
+    return float(row_sq_norms(X)[rows].mean())
+
+
+def _sample_rows(rows):
+    """At most ``_SAMPLE_ROWS`` distinct rows of ``rows``, in increasing order,
+    drawn with a fixed seed (so deterministic for given data) in O(sample):
+    choice without replacement would shuffle all the rows."""
+    if rows.size <= _SAMPLE_ROWS:
+        return rows
+    draws = np.random.RandomState(0).randint(0, rows.size, 2 * _SAMPLE_ROWS)
+    _, first = np.unique(draws, return_index=True)
+    picks = draws[np.sort(first)][:_SAMPLE_ROWS]  # distinct, in the order drawn
+    return rows[np.sort(picks)]
 
 
 def largest_eigenvalue(X, rows, sample_weight):
     """``lam``: top eigenvalue of ``(1/n) sum_i s_i x_i x_i^T`` over a sample.
 
-    At most 500 of ``rows`` (fixed seed, so deterministic for given data),
-    by power iteration. Sparse rows are first restricted to the columns the
-    sample uses, so the cost follows the sample's non-zeros, not the width
-    of X; dense rows with few features iterate on their small covariance.
+    At most 500 of ``rows``, by power iteration. Sparse rows are gathered
+    (compiled) with their columns renumbered, so the cost follows the
+    sample's non-zeros, not the width of X; dense rows with few features
+    iterate on their small covariance.
     """
     if rows.size == 0:
         return 0.0
-    sample = rows
-    if rows.size > _SAMPLE_ROWS:
-        # distinct random rows, drawn in O(sample) (choice without
-        # replacement would shuffle all the rows)
-        draws = np.random.RandomState(0).randint(0, rows.size, 2 * _SAMPLE_ROWS)
-        _, first = np.unique(draws, return_index=True)
-        picks = draws[np.sort(first)][:_SAMPLE_ROWS]  # distinct, in the order drawn
-        sample = rows[np.sort(picks)]
+    sample = _sample_rows(rows).astype(np.int64)
     root_s = np.sqrt(sample_weight[sample])
-    Xs = X[sample]
-    if sp.issparse(Xs):
-        Xs = sp.csr_matrix(Xs)
-        cols, inverse = np.unique(Xs.indices, return_inverse=True)
-        data = Xs.data.astype(np.float64) * np.repeat(root_s, np.diff(Xs.indptr))
-        Z = sp.csr_matrix((data, inverse.reshape(-1), Xs.indptr), shape=(sample.size, cols.size))
-        if cols.size == 0:
+    if sp.issparse(X):
+        values, cols, starts, dim = _csr_sample(X.data, X.indices, X.indptr, X.shape[1],
+                                                sample, root_s)
+        if values.size == 0:
             return 0.0
 
         def apply(v):
-            return Z.T @ (Z @ v)
-
-        dim = cols.size
+            return _gram_times(values, cols, starts, v)
     else:
-        Z = root_s[:, None] * np.asarray(Xs, dtype=np.float64)
-        if Z.shape[1] <= Z.shape[0]:  # few features: the covariance is the small side
+        Z = root_s[:, None] * np.asarray(X[sample], dtype=np.float64)
+        dim = Z.shape[1]
+        if dim <= Z.shape[0]:  # few features: the covariance is the small side
             # einsum, not BLAS: for a product this small, waking BLAS threads
             # costs milliseconds on a busy machine
             C = np.einsum("ij,ik->jk", Z, Z)
@@ -103,8 +110,6 @@ def largest_eigenvalue(X, rows, sample_weight):
 
             def apply(v):
                 return Z.T @ (Z @ v)
-
-        dim = Z.shape[1]
     v = np.ones(dim) / np.sqrt(dim)
     lam = 0.0
     for _ in range(_POWER_ITERATIONS):
@@ -137,3 +142,70 @@ def estimate_with_trace(X, rows, sample_weight, fit_intercept, *, lam_w=None):
     if not fit_intercept or s.size == 0:
         return Smoothness(lam_w, l_max_w, 0.0, 0.0), trace
     return Smoothness(lam_w, l_max_w, float(s.mean()), float(s.max())), trace
+
+
+# ------------------------------------------------------------ compiled parts
+# (float64 sums whatever the data's dtype; the inputs are validated arrays)
+
+
+@numba.njit(**_JIT)
+def _csr_row_sq(data, indptr):
+    n = indptr.shape[0] - 1
+    out = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            v = np.float64(data[p])
+            s += v * v
+        out[i] = s
+    return out
+
+
+@numba.njit(**_JIT)
+def _csr_sample(data, indices, indptr, n_features, sample, root_s):
+    """The rows ``sample`` of a CSR matrix, each scaled by ``root_s``, as
+    ``(values, cols, starts, dim)``: CSR arrays over ``dim`` columns.
+
+    The columns keep their numbers when X is at most a few times as wide as
+    the sample has non-zeros; for wider X (hashed text) they are renumbered
+    ``0 .. dim - 1`` by sorting, so the cost follows the sample's non-zeros,
+    not the width. (Columns the sample does not use stay at zero after one
+    product: both give the same eigenvalue.)
+    """
+    starts = np.zeros(sample.shape[0] + 1, dtype=np.int64)
+    for r in range(sample.shape[0]):
+        i = sample[r]
+        starts[r + 1] = starts[r] + indptr[i + 1] - indptr[i]
+    nnz = starts[-1]
+    values = np.empty(nnz)
+    cols = np.empty(nnz, dtype=np.int64)
+    for r in range(sample.shape[0]):
+        i = sample[r]
+        offset = starts[r] - indptr[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            values[p + offset] = root_s[r] * np.float64(data[p])
+            cols[p + offset] = indices[p]
+    if n_features <= _DIRECT_WIDTH * nnz:
+        return values, cols, starts, n_features
+    order = np.argsort(cols)
+    renumbered = np.empty(nnz, dtype=np.int64)
+    dim = 0
+    for q in range(nnz):
+        if q > 0 and cols[order[q]] != cols[order[q - 1]]:
+            dim += 1
+        renumbered[order[q]] = dim
+    return values, renumbered, starts, dim + 1
+
+
+@numba.njit(**_JIT)
+def _gram_times(values, cols, starts, v):
+    """``Z^T (Z v)`` for ``Z`` in CSR form, in one pass over its rows:
+    ``w += z_i (z_i . v)``."""
+    w = np.zeros(v.shape[0])
+    for r in range(starts.shape[0] - 1):
+        s = 0.0
+        for p in range(starts[r], starts[r + 1]):
+            s += values[p] * v[cols[p]]
+        for p in range(starts[r], starts[r + 1]):
+            w[cols[p]] += values[p] * s
+    return w

@@ -290,6 +290,22 @@ def test_smoothness_keeps_the_intercept_in_a_block_of_its_own(sparse):
                     rtol=1e-9)
 
 
+@pytest.mark.parametrize("width", [None, 2**22], ids=["own width", "hashed width"])
+def test_sparse_eigenvalue_matches_the_exact_one(reuters, width):
+    """The compiled power iteration on a sparse sample (columns kept, or
+    renumbered when X is far wider than the sample) agrees with the exact top
+    eigenvalue of the same sample's weighted covariance."""
+    X = reuters[0][:400]  # under the 500-row sample: every row is used
+    if width is not None:  # the same rows spread over a hashed width
+        X = sp.csr_matrix((X.data, X.indices * 397 % width, X.indptr), shape=(400, width))
+        X.sort_indices()
+    s = np.random.RandomState(0).uniform(0.5, 2.0, X.shape[0])
+    rows = np.arange(X.shape[0])
+    Z = sp.diags(np.sqrt(s)) @ X[:, np.unique(X.indices)]
+    exact = np.linalg.eigvalsh((Z.T @ Z).toarray())[-1] / X.shape[0]
+    assert_allclose(smoothness.largest_eigenvalue(X, rows, s), exact, rtol=1e-3)
+
+
 def test_large_hinge_batches_keep_the_intercept_near_the_margin(reuters):
     """Every row violates the margin at the start, and 'optimal' starts at a
     per-sample rate of about 10: uncapped, one step of 512 rows would move

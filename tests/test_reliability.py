@@ -427,6 +427,28 @@ def test_labels_of_any_type_are_accepted():
         assert_array_equal(stream.classes_, np.unique(labels))
 
 
+INTEGER_LABELS = [
+    np.array([127, -128], dtype=np.int8),  # the type's whole range
+    np.array([2**63 + 5, 2**63 + 1], dtype=np.uint64),  # beyond int64
+    np.array([-(2**62), 2**40]),  # too far apart to count: sorted instead
+    np.array([7, 3], dtype=np.uint8),
+]
+
+
+@pytest.mark.parametrize("pair", INTEGER_LABELS, ids=lambda p: str(p.dtype))
+def test_integer_labels_keep_their_values_and_type(pair):
+    """fit counts small-range integer labels instead of sorting them: the
+    classes, their type and the predictions are np.unique's all the same."""
+    labels = pair[np.arange(N) % 2]
+    clf = MinibatchSGDClassifier(random_state=0, max_iter=5, tol=None).fit(X, labels)
+    assert_array_equal(clf.classes_, np.unique(labels))
+    assert clf.classes_.dtype == labels.dtype
+    same = MinibatchSGDClassifier(random_state=0, max_iter=5, tol=None).fit(
+        X, np.arange(N) % 2 == (np.argsort(pair)[1]))
+    assert_array_equal(clf.decision_function(X), same.decision_function(X))
+    assert set(clf.predict(X)) <= set(pair.tolist())
+
+
 @pytest.mark.parametrize("kind, method", METHODS)
 def test_predicting_before_fitting_raises_not_fitted(kind, method):
     est = EST[kind](loss="log_loss") if kind == "clf" else EST[kind]()
