@@ -473,7 +473,7 @@ class BaseMinibatchSGD(BaseEstimator):
             return plan.rule._replace(momentum=(AUTO_MOMENTUM, False))
         return plan.rule
 
-    def _hyper(self, state, plan, n_rows):
+    def _hyper(self, state, plan, n_rows, online=False):
         """The run-time hyper-parameters of a pass (the state must have seen
         data: see :meth:`_see_data`)."""
         loss = plan.loss
@@ -499,6 +499,7 @@ class BaseMinibatchSGD(BaseEstimator):
             # 'auto''s own caps keep the intercept's steps in check
             intercept_decay=1.0 if auto else state.intercept_decay,
             row_sq=state.row_sq,
+            online=online,
         )
 
     def _shuffle_seed(self):
@@ -820,7 +821,7 @@ class BaseMinibatchSGD(BaseEstimator):
                        plan.loss)
         rule = self._rule(state, plan)
         state.conform(rule)
-        hyper = self._hyper(state, plan, rows.size)
+        hyper = self._hyper(state, plan, rows.size, online=True)
         self._warn_if_capped(state, hyper)
         record.prepare(X, rows, hyper, rule)
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,

@@ -36,7 +36,8 @@ Rule = namedtuple("Rule", "clip_value clip_norm momentum l1 average")
 
 def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_ratio,
                fit_intercept, batch_size, average, dtype, curvature, per_sample_floor,
-               smoothness, weighted_objective=False, intercept_decay=1.0, row_sq=0.0):
+               smoothness, weighted_objective=False, intercept_decay=1.0, row_sq=0.0,
+               online=False):
     """Build the compiled kernel's run-time hyper-parameters.
 
     ``curvature`` is the loss's bound on its second derivative (None: no
@@ -88,6 +89,7 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
         weighted_objective=float(weighted_objective),
         intercept_decay=intercept_decay,
         row_sq=row_sq + float(fit_intercept),
+        online=float(online),
     )
 
 

@@ -82,7 +82,8 @@ PASSES = 5  # passes run so far (seeds each pass's shuffle)
 AVG_CHECK = 6  # sum of |changes| to avg_coef: non-finite once any overflowed
 GRAD_SQ = 7  # 'auto': sum over the rows seen of s_i * |loss derivatives|^2
 REACH = 8  # 'auto': the largest distance of the weights from the origin so far
-N_CLOCK = 9
+BOUND = 9  # 'auto': bound on the optimum's weight norm, from the first batch (0: none yet)
+N_CLOCK = 10
 
 # Columns of the state's ``norms`` array, one row per output (unscaled coef).
 SQ = 0  # sum of coef[k] ** 2, kept up to date
@@ -109,11 +110,12 @@ HYPER_FIELDS = (
     "weighted_objective",  # 1: the objective weighs rows by sample (and class) weight
     "intercept_decay",  # factor of the intercepts' step (0.01 on sparse data, else 1)
     "row_sq",  # 'auto': mean |x|^2 (+ 1 with an intercept) of the data seen
+    "online",  # 'auto': 1 in a partial_fit pass (rows seen once: the reach starts at BOUND)
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_SCALE_MIN, H_CURV_FULL, H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX,
  H_CAP_FLOOR, H_PREFETCH_WEIGHTS, H_WEIGHTED_OBJECTIVE,
- H_INTERCEPT_DECAY, H_ROW_SQ) = range(len(HYPER_FIELDS))
+ H_INTERCEPT_DECAY, H_ROW_SQ, H_ONLINE) = range(len(HYPER_FIELDS))
 
 # error_model="numpy": a division by zero gives inf or NaN (which the
 # divergence check reports) instead of a Python exception, and the divisions
@@ -679,6 +681,22 @@ AUTO_FIRST_REACH = 1e-4
 
 
 @numba.njit(**_JIT)
+def weight_norm_bound(hyper, objective):
+    """A bound on the norm of the optimum's weights, from the objective at
+    the starting weights ``w0``: with an L2 penalty of strength ``l2``,
+    ``l2 / 2 * |w*|^2 <= F(w*) <= F(w0)``, so ``|w*| <= sqrt(2 F(w0) /
+    l2)``. ``F(w0)`` is the first batch's mean objective (``objective`` as
+    :func:`sgd_pass` sums it; any later weights also give a bound). 0
+    without an L2 penalty (no bound)."""
+    f = 0.0
+    for k in range(objective.shape[1]):
+        if objective[1, k] > 0.0:
+            f += objective[0, k] / objective[1, k]
+    l2 = hyper[H_L2]
+    return np.sqrt(2.0 * f / l2) if l2 > 0.0 and f > 0.0 else 0.0
+
+
+@numba.njit(**_JIT)
 def auto_rate(clock, hyper, norms, intercept):
     """The per-sample rate of 'auto': distance over gradients (DoG; Ivgi,
     Hinder & Carmon 2023), ``r / sqrt(G)``, where ``r`` is the farthest the
@@ -687,13 +705,24 @@ def auto_rate(clock, hyper, norms, intercept):
     ``s_i * |dloss_i|^2 * (|x|^2 + 1)`` with ``|x|^2`` the data's mean
     (``H_ROW_SQ``). Large while the weights travel, it falls as ``1 /
     sqrt(t)`` where gradients stay noisy and stays large where they vanish,
-    with nothing to tune. 0 before any gradient (nothing to step along)."""
+    with nothing to tune. 0 before any gradient (nothing to step along).
+
+    In a ``partial_fit`` pass (``H_ONLINE``) ``r`` is at least ``BOUND``
+    (:func:`weight_norm_bound`): a stream sees each row once, and on sparse
+    rows the weights' steps scatter over many columns, so the distance
+    grows only as ``sqrt(t)``, too slowly for DoG to find the optimum's in
+    one pass. Online gradient descent against the comparators within that
+    bound steps ``r / sqrt(G)`` with ``r`` the bound (Zinkevich 2003; the
+    step cap still holds it). A fit revisits its rows, and DoG's measured
+    distance, which is smaller, keeps its late steps quiet."""
     scale = clock[SCALE]
     dist2 = 0.0
     for k in range(norms.shape[0]):
         dist2 += scale * scale * norms[k, SQ] + intercept[k] * intercept[k]
     reach = max(clock[REACH], np.sqrt(max(dist2, 0.0)), AUTO_FIRST_REACH)
     clock[REACH] = reach
+    if hyper[H_ONLINE] != 0.0:
+        reach = max(reach, clock[BOUND])
     g = clock[GRAD_SQ] * hyper[H_ROW_SQ]
     return reach / np.sqrt(g) if g > 0.0 else 0.0
 
@@ -1370,6 +1399,8 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
         # 'auto' measures its step on the batch's gradients (DoG)
         rate = -1.0
         if auto:
+            if clock[BOUND] == 0.0:
+                clock[BOUND] = weight_norm_bound(hyper, objective)
             clock[GRAD_SQ] += grad_sq
             rate = auto_rate(clock, hyper, norms, intercept)
             eta, eta_b = step_sizes(hyper, t, m, 1.0, rate)

@@ -51,7 +51,10 @@ With ``batch_size=1`` the rule is scikit-learn's per-sample one.
   the iterates weighted by ``t ** 2`` (polynomial-decay averaging, Shamir &
   Zhang 2013), whatever ``average`` says (an int still says when it
   begins). The intercept is not damped on sparse data: its own cap holds it.
-  A stream keeps ``r``, ``G`` and the average across ``partial_fit`` calls.
+  A stream keeps ``r``, ``G`` and the average across ``partial_fit`` calls;
+  there, with an L2 penalty, ``r`` is at least ``sqrt(2 F(w0) / alpha)``,
+  the bound on the optimum's norm from the objective at the first batch's
+  weights (a stream sees each row once: no time to measure the distance).
 """
 
 import math
