@@ -960,16 +960,21 @@ class BaseMinibatchSGD(BaseEstimator):
         one compiled call), then the attributes are put back.
         """
         saved = dict(self.__dict__)
-        # The one object a call changes in place: a RandomState passed as
-        # random_state, drawn from when a new state is seeded.
+        # The objects a call changes in place: a RandomState passed as
+        # random_state, drawn from when a new state is seeded, and
+        # loss_curve_, which partial_fit extends (see _commit).
         rng = self.__dict__.get("random_state")
         rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
+        curve = self.__dict__.get("loss_curve_")
+        n_curve = len(curve) if curve is not None else 0
         undo = []
         try:
             yield undo
         except BaseException:
             for record in reversed(undo):
                 record.rollback()
+            if curve is not None:
+                del curve[n_curve:]
             self.__dict__.clear()
             self.__dict__.update(saved)
             if rng_state is not None:
@@ -978,17 +983,27 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _commit(self, state, n_iter, curve, val_scores=None, *, incremental):
         """Publish a finished state as fitted attributes, in one step (a
-        single dict update, so an interrupt cannot land half way)."""
+        single dict update, so an interrupt cannot land half way).
+
+        ``incremental`` (``partial_fit``) extends ``loss_curve_`` in place:
+        a copy would cost a long stream a list of all its calls on every
+        call. An interrupt between the extension and the update is undone
+        by :meth:`_unchanged_on_error`, which cuts the list back.
+        """
         averaged = self._averaged(state)
         intercept = state.avg_intercept if averaged else state.intercept
+        if incremental and "loss_curve_" in self.__dict__:
+            loss_curve = self.loss_curve_
+            loss_curve.extend(curve)
+        else:
+            loss_curve = list(curve)
         published = {
             "_state": state,
             "_averaged_published": averaged,
             "n_iter_": n_iter,
             "t_": state.t,
             "intercept_": self._shape_intercept(intercept).astype(state.coef.dtype),
-            "loss_curve_": (self.loss_curve_ + list(curve)
-                            if incremental and hasattr(self, "loss_curve_") else list(curve)),
+            "loss_curve_": loss_curve,
         }
         if val_scores:
             published["validation_scores_"] = list(val_scores)
