@@ -331,7 +331,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                     )
             else:
                 all_classes = self.classes_
-                if classes is not None and not np.array_equal(np.unique(classes), all_classes):
+                if classes is not None and not _same_classes(classes, all_classes):
                     raise ValueError(
                         f"`classes={np.unique(classes).tolist()}` is not the same as on "
                         f"the first call to partial_fit, which was {all_classes.tolist()}."
@@ -652,6 +652,17 @@ def _check_classes(classes):
     if values.dtype.kind in "fc" and not np.isfinite(values).all():
         raise ValueError(f"classes must be finite; got {values.tolist()}.")
     return np.unique(values)
+
+
+def _same_classes(classes, known):
+    """Whether the labels of ``classes`` are those of ``known`` (sorted and
+    distinct, as ``classes_``). A stream usually passes the same sorted
+    labels on every call: compared as they are, they need not be sorted
+    again."""
+    if (isinstance(classes, np.ndarray) and classes.dtype == known.dtype
+            and np.array_equal(classes, known)):
+        return True
+    return np.array_equal(np.unique(classes), known)
 
 
 def _check_one_label_type(items, name):
