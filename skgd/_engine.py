@@ -416,12 +416,28 @@ class EngineState:
         """
         if full:
             arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
-        else:
-            arrays = [self.clock, self.norms, self.intercept, self.avg_intercept,
-                      self.velocity_b]
-            if self.velocity.size:  # momentum: every weight moved anyway
-                arrays.append(self.velocity)
-        return all(np.isfinite(a).all() for a in arrays)
+            return all(np.isfinite(a).all() for a in arrays)
+        # (velocity is empty without momentum; with it every weight moved anyway)
+        return _all_finite(self.clock, self.norms, self.intercept, self.avg_intercept,
+                           self.velocity_b, self.velocity)
+
+
+@numba.njit(**K._JIT)
+def _finite_values(a):
+    for v in a.flat:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@numba.njit(**K._JIT)
+def _all_finite(clock, norms, intercept, avg_intercept, velocity_b, velocity):
+    """Whether the arrays of the quick finiteness check hold only finite
+    values, in one compiled call: a NumPy reduction per array cost a
+    ``partial_fit`` of a 100-row chunk about a third of its compiled pass."""
+    return (_finite_values(clock) and _finite_values(norms) and _finite_values(intercept)
+            and _finite_values(avg_intercept) and _finite_values(velocity_b)
+            and _finite_values(velocity))
 
 
 def _dot(X, W):
