@@ -1121,6 +1121,10 @@ def _mean_objectives(sums, per_output):
     """The mean objective of each problem from a pass's ``(2, n_outputs)``
     sums (see ``skgd._engine.Pass.run``): each output's own in one-vs-rest,
     else one for the whole model."""
+    if sums.shape[1] == 1:
+        # One output (a binary classifier, a regressor): Python floats give
+        # inf or NaN without a warning, so no np.errstate to pay for.
+        return np.array([float(sums[0, 0]) / max(float(sums[1, 0]), _TINY)])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if per_output:
             return sums[0] / np.maximum(sums[1], _TINY)
