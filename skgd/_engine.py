@@ -346,7 +346,7 @@ class EngineState:
         for name in ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied",
                      "velocity", "velocity_b", "clock", "norms"):
             value = getattr(self, name)
-            if not (value.flags.c_contiguous and value.flags.writeable and value.flags.aligned):
+            if not value.flags.carray:  # C-contiguous, aligned and writeable
                 setattr(self, name, np.require(value, requirements=("C", "W", "A")))
         slot = self._scratch.get("slot")
         if slot is None:
@@ -573,12 +573,17 @@ _ENTRY_POINTS = {}
 
 
 def _type_key(arrays, coef, loss_spec, loss_params, rule, journal):
-    layout = tuple((a.dtype.str, a.ndim, a.flags.c_contiguous, a.flags.writeable,
-                    a.flags.aligned) for a in arrays)
+    layout = tuple(_layout(a) for a in arrays)
     loss_key = loss_spec.name if isinstance(loss_spec, K.BuiltinLoss) else id(loss_spec[0])
     return (layout, coef.dtype.str, loss_key, len(loss_params),
             tuple(v is None for v in rule), rule.momentum is not None and rule.momentum[1],
             journal is None)
+
+
+def _layout(a):
+    """What numba's type of array ``a`` depends on."""
+    flags = a.flags  # (a new object on every access)
+    return a.dtype, a.ndim, flags.c_contiguous, flags.writeable, flags.aligned
 
 
 # A first call of a configuration may compile it (1-3 s, once per machine:
