@@ -476,11 +476,20 @@ class BaseMinibatchSGD(BaseEstimator):
     def _hyper(self, state, plan, n_rows):
         """The run-time hyper-parameters of a pass (the state must have seen
         data: see :meth:`_see_data`)."""
-        loss = plan.loss
-        auto = SCHEDULES[self.learning_rate] == AUTO
         # a batch larger than the data is the whole data
         batch_size = min(self.batch_size, max(n_rows, 1))
-        return _engine.make_hyper(
+        # A stream's calls mostly need the same values: reuse them while
+        # the parameters (their check's token) and what the state adds are
+        # unchanged.
+        token = self.__dict__.get("_checked_params")
+        key = (token, batch_size, state.eta, state.smoothness, state.intercept_decay,
+               state.row_sq, state.coef.dtype)
+        cached = self.__dict__.get("_hyper_cache")
+        if token is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        loss = plan.loss
+        auto = SCHEDULES[self.learning_rate] == AUTO
+        hyper = _engine.make_hyper(
             schedule=SCHEDULES[self.learning_rate],
             alpha=self.alpha,
             eta0=state.eta,
@@ -500,6 +509,8 @@ class BaseMinibatchSGD(BaseEstimator):
             intercept_decay=1.0 if auto else state.intercept_decay,
             row_sq=state.row_sq,
         )
+        self.__dict__["_hyper_cache"] = (key, hyper)
+        return hyper
 
     def _shuffle_seed(self):
         """One draw from random_state seeds every shuffle of a state, as
@@ -945,6 +956,7 @@ class BaseMinibatchSGD(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_plan_cache", None)  # compiled objects; rebuilt on demand
+        state.pop("_hyper_cache", None)
         state.pop("_checked_params", None)  # a token; the next call checks again
         state.pop("_cap_warned", None)
         return state
