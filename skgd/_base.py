@@ -2,6 +2,7 @@
 early stopping and ``partial_fit`` bookkeeping."""
 
 import functools
+import math
 import time
 import warnings
 from collections import namedtuple
@@ -57,7 +58,7 @@ _CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 
 @functools.cache
 def _param_names(cls):
-    return tuple(cls._get_param_names())
+    return frozenset(cls._get_param_names())
 
 
 def _sum_of_squares(v):
@@ -591,7 +592,7 @@ class BaseMinibatchSGD(BaseEstimator):
         ``norm_before``, the weights' squared norm before the pass) weights
         that grew by ten orders of magnitude in one pass while staying finite.
         """
-        if not (np.isfinite(objective) and state.is_finite(full=full)):
+        if not (math.isfinite(objective) and state.is_finite(full=full)):
             # scikit-learn's words first: code may match on them
             raise ValueError(
                 f"Floating-point under-/overflow occurred at epoch #{epoch}. Training "

@@ -685,14 +685,14 @@ def _check_one_label_type(items, name):
 def _label_index(y, classes):
     """Index of each label in the sorted ``classes``; a clear error for others."""
     try:
-        idx = np.searchsorted(classes, y)
+        idx = classes.searchsorted(y)
         known = classes[np.minimum(idx, classes.size - 1)] == y
     except TypeError:  # labels that do not even compare with the classes (None, ...)
         listed = classes.tolist()
         found = [[i for i, c in enumerate(listed) if c == v] for v in y.tolist()]
         known = np.array([bool(f) for f in found])
         idx = np.array([f[0] if f else 0 for f in found], dtype=np.intp)
-    if not np.all(known):
+    if not known.all():
         unknown = y[~known]
         try:
             shown = str(np.unique(unknown).tolist())

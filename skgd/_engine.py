@@ -504,7 +504,7 @@ class Undo:
 
     def __init__(self, state):
         self.state = state
-        self.small = {name: getattr(state, name).copy() for name in self._SMALL}
+        self.small = {name: _saved(getattr(state, name)) for name in self._SMALL}
         self.refs = {name: getattr(state, name) for name in self._PER_FEATURE}
         self.scalars = (state.eta, state.smoothness, state.lam_trace, state.version)
         self.journal = None
@@ -518,7 +518,7 @@ class Undo:
                                           rows.size, rule.clip_norm is not None)):
             self.journal = _new_journal(state, X, rows)
         else:
-            self.full = {name: getattr(state, name).copy() for name in self._PER_FEATURE}
+            self.full = {name: _saved(getattr(state, name)) for name in self._PER_FEATURE}
 
     def rollback(self):
         """Put the state back as it was before the pass."""
@@ -531,6 +531,12 @@ class Undo:
             setattr(state, name, value)
         state.eta, state.smoothness, state.lam_trace, state.version = self.scalars
         state.drop_scratch()
+
+
+def _saved(array):
+    """A copy of ``array`` to put back; an empty array (an option that is
+    off) cannot be written to, so it is kept as it is."""
+    return array.copy() if array.size else array
 
 
 def _new_journal(state, X, rows):
