@@ -271,7 +271,7 @@ class EngineState:
             self.avg_intercept = np.zeros(n_out)
             self.clock[K.AVG_B] = self.clock[K.AVG_N] = self.clock[K.AVG_CHECK] = 0.0
         if rule.average is None:
-            self.avg_intercept = np.zeros(0)
+            want(False, "avg_intercept", None)
             # no lazy sum left to correct: the kernel must not write one
             self.clock[K.AVG_B] = self.clock[K.AVG_N] = self.clock[K.AVG_CHECK] = 0.0
         if want(rule.l1 is not None, "l1_applied", shape):
@@ -281,7 +281,7 @@ class EngineState:
         if want(rule.momentum is not None, "velocity", shape):
             self.velocity_b = np.zeros(n_out)
         if rule.momentum is None:
-            self.velocity_b = np.zeros(0)
+            want(False, "velocity_b", None)
 
     def replace_weights(self, coef):
         """New weights (unscaled); the averaging sum absorbs the old ones
