@@ -717,6 +717,10 @@ def run_pass(prepared):
     return prepared.run()
 
 
+_LAYOUT_ARRAYS = ("intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",
+                  "velocity_b", "clock", "norms")
+
+
 def _check_layout(state, X, Y, sample_weight, rows, rule, out_weight=None):
     """The promises the compiled pass relies on, checked in O(outputs)."""
     n_out, n_features = state.coef.shape
@@ -734,19 +738,26 @@ def _check_layout(state, X, Y, sample_weight, rows, rule, out_weight=None):
         problems.append(f"targets have {Y.shape[1]} columns for {n_out} outputs")
     if rows.size and (rows[0] < 0 or rows[-1] >= X.shape[0]):
         problems.append("rows out of range")
-    expected = {
-        "intercept": (n_out,),
-        "avg_coef": full if rule.average is not None else (0, 0),
-        "avg_intercept": (n_out,) if rule.average is not None else (0,),
-        "l1_applied": full if rule.l1 is not None else (0, 0),
-        "velocity": full if rule.momentum is not None else (0, 0),
-        "velocity_b": (n_out,) if rule.momentum is not None else (0,),
-        "clock": (K.N_CLOCK,),
-        "norms": (n_out, 2),
-    }
-    for name, shape in expected.items():
-        if getattr(state, name).shape != shape:
-            problems.append(f"{name} has shape {getattr(state, name).shape}, not {shape}")
+    average, l1, momentum = (rule.average is not None, rule.l1 is not None,
+                             rule.momentum is not None)
+    expected = (
+        (n_out,),  # intercept
+        full if average else (0, 0),  # avg_coef
+        (n_out,) if average else (0,),  # avg_intercept
+        full if l1 else (0, 0),  # l1_applied
+        full if momentum else (0, 0),  # velocity
+        (n_out,) if momentum else (0,),  # velocity_b
+        (K.N_CLOCK,),  # clock
+        (n_out, 2),  # norms
+    )
+    # one comparison of all the shapes (in the order of _LAYOUT_ARRAYS); the
+    # names only to say which differ
+    shapes = (state.intercept.shape, state.avg_coef.shape, state.avg_intercept.shape,
+              state.l1_applied.shape, state.velocity.shape, state.velocity_b.shape,
+              state.clock.shape, state.norms.shape)
+    if shapes != expected:
+        problems += [f"{name} has shape {shape}, not {want}" for name, shape, want
+                     in zip(_LAYOUT_ARRAYS, shapes, expected, strict=True) if shape != want]
     if state.clock[K.AVG_B] != 0.0 and rule.average is None:
         problems.append("a lazy averaging sum without averaging arrays")
     if problems:
