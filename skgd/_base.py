@@ -2,6 +2,7 @@
 early stopping and ``partial_fit`` bookkeeping."""
 
 import functools
+import math
 import time
 import warnings
 from collections import namedtuple
@@ -57,7 +58,7 @@ _CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 
 @functools.cache
 def _param_names(cls):
-    return tuple(cls._get_param_names())
+    return frozenset(cls._get_param_names())
 
 
 def _sum_of_squares(v):
@@ -476,11 +477,20 @@ class BaseMinibatchSGD(BaseEstimator):
     def _hyper(self, state, plan, n_rows, online=False):
         """The run-time hyper-parameters of a pass (the state must have seen
         data: see :meth:`_see_data`)."""
-        loss = plan.loss
-        auto = SCHEDULES[self.learning_rate] == AUTO
         # a batch larger than the data is the whole data
         batch_size = min(self.batch_size, max(n_rows, 1))
-        return _engine.make_hyper(
+        # A stream's calls mostly need the same values: reuse them while
+        # the parameters (their check's token) and what the state adds are
+        # unchanged.
+        token = self.__dict__.get("_checked_params")
+        key = (token, batch_size, state.eta, state.smoothness, state.intercept_decay,
+               state.row_sq, state.coef.dtype)
+        cached = self.__dict__.get("_hyper_cache")
+        if token is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        loss = plan.loss
+        auto = SCHEDULES[self.learning_rate] == AUTO
+        hyper = _engine.make_hyper(
             schedule=SCHEDULES[self.learning_rate],
             alpha=self.alpha,
             eta0=state.eta,
@@ -501,6 +511,8 @@ class BaseMinibatchSGD(BaseEstimator):
             row_sq=state.row_sq,
             online=online,
         )
+        self.__dict__["_hyper_cache"] = (key, hyper)
+        return hyper
 
     def _shuffle_seed(self):
         """One draw from random_state seeds every shuffle of a state, as
@@ -581,7 +593,7 @@ class BaseMinibatchSGD(BaseEstimator):
         ``norm_before``, the weights' squared norm before the pass) weights
         that grew by ten orders of magnitude in one pass while staying finite.
         """
-        if not (np.isfinite(objective) and state.is_finite(full=full)):
+        if not (math.isfinite(objective) and state.is_finite(full=full)):
             # scikit-learn's words first: code may match on them
             raise ValueError(
                 f"Floating-point under-/overflow occurred at epoch #{epoch}. Training "
@@ -946,6 +958,7 @@ class BaseMinibatchSGD(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_plan_cache", None)  # compiled objects; rebuilt on demand
+        state.pop("_hyper_cache", None)
         state.pop("_checked_params", None)  # a token; the next call checks again
         state.pop("_cap_warned", None)
         return state
@@ -961,16 +974,21 @@ class BaseMinibatchSGD(BaseEstimator):
         one compiled call), then the attributes are put back.
         """
         saved = dict(self.__dict__)
-        # The one object a call changes in place: a RandomState passed as
-        # random_state, drawn from when a new state is seeded.
+        # The objects a call changes in place: a RandomState passed as
+        # random_state, drawn from when a new state is seeded, and
+        # loss_curve_, which partial_fit extends (see _commit).
         rng = self.__dict__.get("random_state")
         rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
+        curve = self.__dict__.get("loss_curve_")
+        n_curve = len(curve) if curve is not None else 0
         undo = []
         try:
             yield undo
         except BaseException:
             for record in reversed(undo):
                 record.rollback()
+            if curve is not None:
+                del curve[n_curve:]
             self.__dict__.clear()
             self.__dict__.update(saved)
             if rng_state is not None:
@@ -979,17 +997,27 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _commit(self, state, n_iter, curve, val_scores=None, *, incremental):
         """Publish a finished state as fitted attributes, in one step (a
-        single dict update, so an interrupt cannot land half way)."""
+        single dict update, so an interrupt cannot land half way).
+
+        ``incremental`` (``partial_fit``) extends ``loss_curve_`` in place:
+        a copy would cost a long stream a list of all its calls on every
+        call. An interrupt between the extension and the update is undone
+        by :meth:`_unchanged_on_error`, which cuts the list back.
+        """
         averaged = self._averaged(state)
         intercept = state.avg_intercept if averaged else state.intercept
+        if incremental and "loss_curve_" in self.__dict__:
+            loss_curve = self.loss_curve_
+            loss_curve.extend(curve)
+        else:
+            loss_curve = list(curve)
         published = {
             "_state": state,
             "_averaged_published": averaged,
             "n_iter_": n_iter,
             "t_": state.t,
             "intercept_": self._shape_intercept(intercept).astype(state.coef.dtype),
-            "loss_curve_": (self.loss_curve_ + list(curve)
-                            if incremental and hasattr(self, "loss_curve_") else list(curve)),
+            "loss_curve_": loss_curve,
         }
         if val_scores:
             published["validation_scores_"] = list(val_scores)
@@ -1107,6 +1135,10 @@ def _mean_objectives(sums, per_output):
     """The mean objective of each problem from a pass's ``(2, n_outputs)``
     sums (see ``skgd._engine.Pass.run``): each output's own in one-vs-rest,
     else one for the whole model."""
+    if sums.shape[1] == 1:
+        # One output (a binary classifier, a regressor): Python floats give
+        # inf or NaN without a warning, so no np.errstate to pay for.
+        return np.array([float(sums[0, 0]) / max(float(sums[1, 0]), _TINY)])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if per_output:
             return sums[0] / np.maximum(sums[1], _TINY)

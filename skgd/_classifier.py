@@ -331,7 +331,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                     )
             else:
                 all_classes = self.classes_
-                if classes is not None and not np.array_equal(np.unique(classes), all_classes):
+                if classes is not None and not _same_classes(classes, all_classes):
                     raise ValueError(
                         f"`classes={np.unique(classes).tolist()}` is not the same as on "
                         f"the first call to partial_fit, which was {all_classes.tolist()}."
@@ -654,6 +654,17 @@ def _check_classes(classes):
     return np.unique(values)
 
 
+def _same_classes(classes, known):
+    """Whether the labels of ``classes`` are those of ``known`` (sorted and
+    distinct, as ``classes_``). A stream usually passes the same sorted
+    labels on every call: compared as they are, they need not be sorted
+    again."""
+    if (isinstance(classes, np.ndarray) and classes.dtype == known.dtype
+            and classes.shape == known.shape and (classes == known).all()):
+        return True
+    return np.array_equal(np.unique(classes), known)
+
+
 def _check_one_label_type(items, name):
     """Raise a TypeError naming the mix when labels are not all numbers or
     all strings (NumPy would compare them and fail obscurely)."""
@@ -674,14 +685,14 @@ def _check_one_label_type(items, name):
 def _label_index(y, classes):
     """Index of each label in the sorted ``classes``; a clear error for others."""
     try:
-        idx = np.searchsorted(classes, y)
+        idx = classes.searchsorted(y)
         known = classes[np.minimum(idx, classes.size - 1)] == y
     except TypeError:  # labels that do not even compare with the classes (None, ...)
         listed = classes.tolist()
         found = [[i for i, c in enumerate(listed) if c == v] for v in y.tolist()]
         known = np.array([bool(f) for f in found])
         idx = np.array([f[0] if f else 0 for f in found], dtype=np.intp)
-    if not np.all(known):
+    if not known.all():
         unknown = y[~known]
         try:
             shown = str(np.unique(unknown).tolist())
