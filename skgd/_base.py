@@ -483,8 +483,8 @@ class BaseMinibatchSGD(BaseEstimator):
         # the parameters (their check's token) and what the state adds are
         # unchanged.
         token = self.__dict__.get("_checked_params")
-        key = (token, batch_size, state.eta, state.smoothness, state.intercept_decay,
-               state.row_sq, state.coef.dtype)
+        key = (token, batch_size, online, state.eta, state.smoothness,
+               state.intercept_decay, state.row_sq, state.coef.dtype)
         cached = self.__dict__.get("_hyper_cache")
         if token is not None and cached is not None and cached[0] == key:
             return cached[1]
