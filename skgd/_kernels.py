@@ -587,27 +587,76 @@ def _output_weight(out_weight, Y, i, k):
     return impl
 
 
-def add_penalties(objective, l1, hyper, scale, norms):
+def output_penalty(l1, hyper, scale, norms, k):
+    """Output ``k``'s penalty at the current weights, 0 with a
+    passive-aggressive schedule (scikit-learn's passive-aggressive objective
+    is the loss alone)."""
+
+
+@overload(output_penalty, jit_options=_JIT)
+def _output_penalty(l1, hyper, scale, norms, k):
+    with_l1 = not isinstance(l1, types.NoneType)
+
+    def impl(l1, hyper, scale, norms, k):
+        if PA1 <= hyper[H_SCHEDULE] <= PA2:
+            return 0.0
+        penalty = 0.5 * hyper[H_L2] * scale * scale * norms[k, SQ]
+        if with_l1:
+            penalty += l1 * abs(scale) * norms[k, ABS]
+        return penalty
+
+    return impl
+
+
+def count_row(per_sample, objective, k, counted, value, l1, hyper, scale, norms):
+    """Count a row's ``value`` of output ``k``, with weight ``counted``, in
+    the objective: as scikit-learn's tol rule, which sums the loss plus the
+    penalty of the weights each row sees.
+
+    One row per step (``per_sample`` None): its penalty is added at once.
+    Minibatches add the penalty once per batch (:func:`add_penalties`),
+    summing the rows' weights in ``objective[2]`` until then. Both add the
+    same terms in the same order; the first keeps the penalty's work and the
+    scratch row out of the per-row loop's chain of loads and stores (about
+    7 ns a row: 6-10% of a hinge epoch on reuters and adult).
+    """
+
+
+@overload(count_row, jit_options=_JIT)
+def _count_row(per_sample, objective, k, counted, value, l1, hyper, scale, norms):
+    if isinstance(per_sample, types.NoneType):
+
+        def impl(per_sample, objective, k, counted, value, l1, hyper, scale, norms):
+            objective[0, k] += counted * value
+            objective[0, k] += counted * output_penalty(l1, hyper, scale, norms, k)
+            objective[1, k] += counted
+
+    else:
+
+        def impl(per_sample, objective, k, counted, value, l1, hyper, scale, norms):
+            objective[0, k] += counted * value
+            objective[2, k] += counted
+
+    return impl
+
+
+def add_penalties(per_sample, objective, l1, hyper, scale, norms):
     """Add each output's penalty at the current weights, counted with the
-    weight its batch's rows had in the objective (``objective[1]``, summed
-    since the last call), to ``objective[0]``: as scikit-learn's tol rule,
-    which sums the loss plus the penalty of the weights each row sees."""
+    weight its batch's rows had in the objective (``objective[2]``, summed
+    since the last call), to ``objective[0]``, and that weight to
+    ``objective[1]`` (see :func:`count_row`; nothing when ``per_sample`` is
+    None)."""
 
 
 @overload(add_penalties, jit_options=_JIT)
-def _add_penalties(objective, l1, hyper, scale, norms):
-    with_l1 = not isinstance(l1, types.NoneType)
+def _add_penalties(per_sample, objective, l1, hyper, scale, norms):
+    if isinstance(per_sample, types.NoneType):
+        return lambda per_sample, objective, l1, hyper, scale, norms: None
 
-    def impl(objective, l1, hyper, scale, norms):
-        # scikit-learn's passive-aggressive objective is the loss alone
-        counts = not (PA1 <= hyper[H_SCHEDULE] <= PA2)
-        half_l2 = 0.5 * hyper[H_L2] * scale * scale
+    def impl(per_sample, objective, l1, hyper, scale, norms):
         for k in range(norms.shape[0]):
-            penalty = half_l2 * norms[k, SQ]
-            if with_l1:
-                penalty += l1 * abs(scale) * norms[k, ABS]
-            if counts:
-                objective[0, k] += objective[2, k] * penalty
+            penalty = output_penalty(l1, hyper, scale, norms, k)
+            objective[0, k] += objective[2, k] * penalty
             objective[1, k] += objective[2, k]
             objective[2, k] = 0.0
 
@@ -1382,8 +1431,8 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
             for k in range(n_out):
                 weight = sw * output_weight(out_weight, Y, i, k)
                 counted = weight if weighted_objective else 1.0
-                objective[0, k] += counted * values[k]
-                objective[2, k] += counted
+                count_row(per_sample, objective, k, counted, values[k], rule.l1, hyper, scale,
+                          norms)
                 derivs[r, k] = weight * row_derivs[k]
                 grad_sq += derivs[r, k] * derivs[r, k]
             if passive_aggressive:
@@ -1394,7 +1443,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                                                   sq_norm)
                     derivs[r, k] *= tau / eta
 
-        add_penalties(objective, rule.l1, hyper, scale, norms)
+        add_penalties(per_sample, objective, rule.l1, hyper, scale, norms)
 
         # 'auto' measures its step on the batch's gradients (DoG)
         rate = -1.0
