@@ -42,3 +42,15 @@ def reuters():
 def abalone():
     X, y = _load("abalone.trn.bz2")
     return X.toarray(), y
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client on a LocalCluster of two single-threaded worker
+    processes, one per test module (the Dask tests skip without the extra)."""
+    distributed = pytest.importorskip(
+        "dask.distributed", reason='needs the extra "skgd[dask]" (dask[distributed])')
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client

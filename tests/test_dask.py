@@ -26,14 +26,6 @@ CHUNK = 500
 N = 2300  # the last chunk is shorter
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as client:
-        yield client
-
-
 def _blocks(n, size):
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
