@@ -79,10 +79,10 @@ def _check_weight_magnitude(weights, name):
 
 
 def _squares_finite(X):
-    """Whether the sum of the squared values of X is finite."""
-    values = X.data if sp.issparse(X) else X
+    """Whether the sum of the squared values of X is finite (from its row
+    norms, which the step caps read again in the same call)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(_sum_of_squares(values)))
+        return bool(np.isfinite(smoothness.row_sq_norms(X).sum()))
 
 
 def _check_magnitude(X):
@@ -971,7 +971,9 @@ class BaseMinibatchSGD(BaseEstimator):
 
         Yields a list to which the block appends the :class:`_engine.Undo`
         of every pass it runs in place; those are rolled back first (each in
-        one compiled call), then the attributes are put back.
+        one compiled call), then the attributes are put back. The block is
+        one training call: X's row norms are computed once in it
+        (:func:`skgd._smoothness.row_norms_once`).
         """
         saved = dict(self.__dict__)
         # The objects a call changes in place: a RandomState passed as
@@ -983,7 +985,8 @@ class BaseMinibatchSGD(BaseEstimator):
         n_curve = len(curve) if curve is not None else 0
         undo = []
         try:
-            yield undo
+            with smoothness.row_norms_once():  # the scope of one training call
+                yield undo
         except BaseException:
             for record in reversed(undo):
                 record.rollback()
@@ -1077,7 +1080,9 @@ def _cap_at(hyper, t):
     hyper = np.asarray(hyper, dtype=np.float64)
     m = int(hyper[_kernels.H_BATCH_SIZE])
     asked = m * float(_kernels.learning_rate(hyper, t + 0.5 * (m - 1)))
-    eta, eta_b = _kernels.step_sizes(hyper, t, m)
+    # every argument given: numba dispatches a call that leaves defaults
+    # out through its slow path (about 65 us, every epoch)
+    eta, eta_b = _kernels.step_sizes(hyper, t, m, 1.0, -1.0)
     decay = hyper[_kernels.H_INTERCEPT_DECAY]
     binds = eta < asked * (1.0 - 1e-9) or eta_b < asked * decay * (1.0 - 1e-9)
     return asked, eta, eta_b, binds

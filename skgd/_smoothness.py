@@ -25,6 +25,7 @@ blocks' norms, which gives the two caps of :func:`skgd._engine.make_hyper`:
   smoothness, so every step stays within half the stability limit.
 """
 
+import threading
 from collections import namedtuple
 
 import numba
@@ -44,12 +45,49 @@ Smoothness = namedtuple("Smoothness", "lam_w l_max_w lam_b l_max_b")
 NO_DATA = Smoothness(0.0, 0.0, 0.0, 0.0)
 
 
+# The row norms of the X each thread's current training call has seen.
+_call = threading.local()
+
+
+class row_norms_once:
+    """Within the block (one training call), :func:`row_sq_norms` computes
+    the norms of each X once: validation's finiteness check, the step caps
+    and 'auto' all read them, and on dense data each is a pass over X.
+
+    X is held only inside the block, so a later call never sees norms of
+    data changed in place since; a nested block shares the outer one's.
+    (A class, not a generator: every ``partial_fit`` call enters one, and
+    this costs a tenth of ``contextlib``'s.)
+    """
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self):
+        self._outer = getattr(_call, "norms", None) is not None
+        if not self._outer:
+            _call.norms = {}
+
+    def __exit__(self, *exc_info):
+        if not self._outer:
+            _call.norms = None
+
+
 def row_sq_norms(X):
     """``||x_i||^2`` of every row of a validated dense or CSR ``X``, in float64
-    (one pass over the values)."""
+    (one pass over the values; none inside :func:`row_norms_once` when that
+    X was seen before). Read-only: the array may be shared."""
+    memo = getattr(_call, "norms", None)
+    if memo is not None:
+        seen = memo.get(id(X))
+        if seen is not None and seen[0] is X:
+            return seen[1]
     if sp.issparse(X):
-        return _csr_row_sq(X.data, X.indptr)
-    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        norms = _csr_row_sq(X.data, X.indptr)
+    else:
+        norms = _dense_row_sq(X)
+    if memo is not None:
+        memo[id(X)] = (X, norms)
+    return norms
 
 
 def row_scales(X, rows, sample_weight):
@@ -146,6 +184,20 @@ def estimate_with_trace(X, rows, sample_weight, fit_intercept, *, lam_w=None):
 
 # ------------------------------------------------------------ compiled parts
 # (float64 sums whatever the data's dtype; the inputs are validated arrays)
+
+
+@numba.njit(**_JIT)
+def _dense_row_sq(X):
+    # compiled rather than einsum: float32 rows are summed in float64
+    # without a converted copy of X
+    out = np.empty(X.shape[0])
+    for i in range(X.shape[0]):
+        s = 0.0
+        for j in range(X.shape[1]):
+            v = np.float64(X[i, j])
+            s += v * v
+        out[i] = s
+    return out
 
 
 @numba.njit(**_JIT)

@@ -446,6 +446,61 @@ def test_streaming_on_a_wide_model_allocates_what_its_data_needs(Est, params):
     assert est.t_ == 1 + 3 * 250
 
 
+@pytest.mark.parametrize("params", [
+    dict(batch_size=32, loss="log_loss"),
+    dict(learning_rate="constant", eta0=10.0, batch_size=64),
+    dict(learning_rate="adaptive", eta0=0.01, batch_size=8, penalty="l1"),
+    dict(learning_rate="auto", average=True),
+], ids=str)
+def test_compiled_helpers_are_called_through_numba_fast_dispatch(monkeypatch, params):
+    """Once compiled, no call from Python into a numba function may take the
+    dispatcher's slow path (``_compile_for_args``, ~65 us a call): a call
+    leaving a default argument out takes it every time (it did, once an
+    epoch). Counted, not timed."""
+    from numba.core.dispatcher import Dispatcher
+
+    X, y = make_classification(n_samples=300, n_features=8, random_state=0)
+    X[X < 0] = 0.0
+    for data in (X, sp.csr_matrix(X)):
+        est = MinibatchSGDClassifier(max_iter=4, tol=None, random_state=0, **params)
+        est.fit(data, y).partial_fit(data, y)  # compile (and warn) first
+        slow = []
+        original = Dispatcher._compile_for_args
+
+        def spy(self, *args, _original=original, **kwargs):
+            slow.append(self.py_func.__name__)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Dispatcher, "_compile_for_args", spy)
+        est.fit(data, y).partial_fit(data, y)
+        est.predict(data)
+        monkeypatch.undo()
+        assert slow == []
+
+
+def test_a_training_call_reads_each_row_norm_once(monkeypatch):
+    """Validation's finiteness check, the step caps and 'auto' read X's row
+    norms: one pass computes them per call (on dense data each pass reads
+    all of X), and no later call reuses them, so data changed in place in
+    between is seen afresh."""
+    X, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    passes = []
+    original = smoothness._dense_row_sq
+
+    def counted(A):
+        passes.append(A.shape)
+        return original(A)
+
+    monkeypatch.setattr(smoothness, "_dense_row_sq", counted)
+    est = MinibatchSGDClassifier(learning_rate="auto", batch_size=32, max_iter=2, tol=None,
+                                 random_state=0)
+    est.fit(X, y)
+    assert passes == [X.shape]
+    X[:] = 0.0  # changed in place: the next call must read it again
+    est.partial_fit(X, y)
+    assert passes == [X.shape, X.shape]
+
+
 def test_a_failed_journaled_call_restores_exactly_what_it_changed():
     """The CSR stream's undo journal: a call that fails after its pass (here
     a divergence check forced to fail) leaves every array byte-identical."""
