@@ -724,6 +724,27 @@ def step_sizes(hyper, t, m, clip_factor=1.0, rate=-1.0):
     return eta, eta_b * hyper[H_INTERCEPT_DECAY]
 
 
+@numba.njit(**_JIT)
+def auto_step_sizes(hyper, t, m, batch, rate, clip_factor=1.0):
+    """Step sizes of 'auto' for a batch of ``m`` rows at its per-sample
+    ``rate``: ``(eta, eta_b, full_eta)``, where ``full_eta`` is the weights'
+    step of a full batch of ``batch`` rows (:func:`step_sizes`). A shorter
+    batch (the rows left over at the end of a pass) takes ``m / batch`` of a
+    full batch's steps, and its momentum is a full batch's (the caller's
+    :func:`auto_momentum` of ``full_eta``).
+
+    Under the cap a full batch steps less per row than its rate; the short
+    batch, below the cap, would step its few rows many times further (10x
+    on digits at ``batch_size=256``), a kick of noise every pass. And by its
+    own step it would want no momentum and wipe the velocity each pass: on
+    digits at 256, 7 batches a pass, the momentum never built up.
+    """
+    eta, eta_b = step_sizes(hyper, t, batch, clip_factor, rate)
+    if m == batch:
+        return eta, eta_b, eta
+    return eta * m / batch, eta_b * m / batch, eta
+
+
 # 'auto' starts from a step this far from the origin (DoG's r_epsilon); its
 # steps then grow geometrically while the weights move.
 AUTO_FIRST_REACH = 1e-4
@@ -1447,13 +1468,15 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
 
         # 'auto' measures its step on the batch's gradients (DoG)
         rate = -1.0
+        full_eta = eta
         if auto:
             if clock[BOUND] == 0.0:
                 clock[BOUND] = weight_norm_bound(hyper, objective)
             clock[GRAD_SQ] += grad_sq
             rate = auto_rate(clock, hyper, norms, intercept)
-            eta, eta_b = step_sizes(hyper, t, m, 1.0, rate)
-        mu = momentum_coefficient(rule.momentum, auto, eta, m * rate)
+            eta, eta_b, full_eta = auto_step_sizes(hyper, t, m, batch, rate)
+        # (a short batch takes a full one's momentum: see auto_step_sizes)
+        mu = momentum_coefficient(rule.momentum, auto, full_eta, batch * rate)
 
         n_touched = 0
         if track:
@@ -1476,7 +1499,10 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
             clip_by_value(grad, grad_b, n_touched, rule.clip_value)
             factor = clip_by_global_norm(grad, grad_b, n_touched, rule.clip_norm)
             if factor < 1.0:
-                eta, eta_b = step_sizes(hyper, t, m, factor, rate)
+                if auto:
+                    eta, eta_b, _ = auto_step_sizes(hyper, t, m, batch, rate, factor)
+                else:
+                    eta, eta_b = step_sizes(hyper, t, m, factor, rate)
 
         # 3. L2 weight decay. 'auto''s decay keeps pace with its momentum's
         # long-run step eta / (1 - mu): its steps then still settle at the

@@ -60,14 +60,14 @@ def _problem(name, adult, abalone):
                                                                multi_class="multinomial")
 
 
-# The targets; digits at batch 256 misses: 7 steps an epoch, held
-# by the step cap, reach a gap of 0.24 after 50 epochs (measured, seed 0).
+# The targets. Digits at batch 256 takes 7 steps an epoch, held by
+# the step cap: momentum carries them to a gap of 0.002 after 50 epochs
+# (measured, seeds 0-4; it was 0.24 while the short last batch of each pass
+# reset the momentum, and 0.011 with momentum at most 0.9).
 TARGETS = [
     ("adult", 1, 1e-3), ("adult", 32, 1e-3), ("adult", 256, 1e-3),
     ("abalone", 1, 1e-3), ("abalone", 32, 1e-3), ("abalone", 256, 1e-3),
-    ("digits", 1, 1e-2), ("digits", 32, 1e-2),
-    pytest.param("digits", 256, 1e-2, marks=pytest.mark.xfail(
-        strict=True, reason="missed target: gap 0.24 at batch 256 (350 capped steps)")),
+    ("digits", 1, 1e-2), ("digits", 32, 1e-2), ("digits", 256, 1e-2),
 ]
 
 
