@@ -122,6 +122,21 @@ HYPER_FIELDS = (
 # carry no zero test.
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 
+# A step called once per row at batch_size=1 that LLVM's own cost model
+# leaves out of line (its loops, vectorised, look too big to inline) is
+# marked ``alwaysinline``: a call there copies every array argument's
+# struct onto the stack and, around it, increments and decrements each
+# array's reference count with atomic operations, which the inlined code
+# needs neither of (about 12 ms of a 44 ms dense epoch of 200k rows).
+# numba's ``forceinline`` is LLVM's attribute, unlike ``inline='always'``
+# (which retypes the callee in each caller and costs compile time).
+_INLINE = dict(_JIT, forceinline=True)
+# A helper compiled while inlining one inherits ``forceinline`` unless its own
+# options set it (numba), and a helper is compiled once per signature, by
+# whichever pass needs it first: every helper that both an inlined and a
+# called step use states it, so the code built never depends on that order.
+_CALL = dict(_JIT, forceinline=False)
+
 # Rows are visited in a random order, so each one is a cache miss the CPU
 # cannot predict; fetching a few rows ahead overlaps those misses with work.
 # The weights a sparse row reads are fetched once its indices have arrived,
@@ -307,7 +322,7 @@ def row_update(X, i, c, W, k, l1):
     is on (``l1`` not None), of ``sum(|W|)`` (else 0)."""
 
 
-@overload(row_update, jit_options=_JIT)
+@overload(row_update, jit_options=_INLINE)
 def _row_update(X, i, c, W, k, l1):
     track_abs = not isinstance(l1, types.NoneType)
     if _dense(X):
@@ -1181,7 +1196,7 @@ def average_row(average, X, i, c, avg_coef, k, avg_b):
     delta``); nothing when averaging is off."""
 
 
-@overload(average_row, jit_options=_JIT)
+@overload(average_row, jit_options=_CALL)
 def _average_row(average, X, i, c, avg_coef, k, avg_b):
     if isinstance(average, types.NoneType):
         return lambda average, X, i, c, avg_coef, k, avg_b: 0.0
@@ -1222,10 +1237,16 @@ def direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, av
     X[row r]`` over the batch, each output's ``norms`` kept up to date.
     Returns the sum of the changes to the averaging sums.
 
-    Sparse rows, and per-sample steps, update the weights row by row (each
-    touches its own columns). A dense minibatch first sums its rows'
-    contributions into one gradient vector, reading each row from cache
-    where its score was just computed, and adds it to the weights once.
+    Sparse rows, and per-sample steps, update the weights row by row
+    (:func:`step_rows`: each touches its own columns). A dense minibatch
+    first sums its rows' contributions into one gradient vector
+    (:func:`step_dense_batch`).
+
+    Only the row-by-row step without averaging is inlined into the pass,
+    where it runs once per row at batch_size=1 (see ``_INLINE``). The other
+    cases stay calls: inlined, their products could be regrouped with the
+    caller's under ``reassoc``, and that did change the results of averaged
+    runs and of dense minibatches (the cases inlined here keep them).
     """
 
 
@@ -1244,27 +1265,42 @@ def _dense_gradient_buffer(X, per_sample, n_out):
     return lambda X, per_sample, n_out: np.zeros((n_out, 0))
 
 
-@overload(direct_step, jit_options=_JIT)
-def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
-                 average, dense_grad, norms):
-    if not _dense_batches(X, per_sample):
+def _step_rows(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+               average, dense_grad, norms):
+    moved = 0.0
+    for r in range(m):
+        i = order[start + r]
+        for k in range(coef.shape[0]):
+            c = step * derivs[r, k]
+            if c != 0.0:
+                d_sq, d_ab = row_update(X, i, c, coef, k, l1)
+                norms[k, SQ] += d_sq
+                norms[k, ABS] += d_ab
+                moved += average_row(average, X, i, c, avg_coef, k, avg_b)
+    return moved
 
-        def impl(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
-                 average, dense_grad, norms):
-            moved = 0.0
-            for r in range(m):
-                i = order[start + r]
-                for k in range(coef.shape[0]):
-                    c = step * derivs[r, k]
-                    if c != 0.0:
-                        d_sq, d_ab = row_update(X, i, c, coef, k, l1)
-                        norms[k, SQ] += d_sq
-                        norms[k, ABS] += d_ab
-                        moved += average_row(average, X, i, c, avg_coef, k, avg_b)
-            return moved
 
-        return impl
+def step_rows(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+              average, dense_grad, norms):
+    """:func:`direct_step` row by row, as a call."""
 
+
+@overload(step_rows, jit_options=_CALL)
+def _step_rows_call(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                    average, dense_grad, norms):
+    return _step_rows
+
+
+def step_dense_batch(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                     average, dense_grad, norms):
+    """:func:`direct_step` of a dense minibatch, as a call: sums its rows'
+    contributions into one gradient vector, reading each row from cache
+    where its score was just computed, and adds it to the weights once."""
+
+
+@overload(step_dense_batch, jit_options=_CALL)
+def _step_dense_batch(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                      average, dense_grad, norms):
     track_abs = not isinstance(l1, types.NoneType)
     averaging = not isinstance(average, types.NoneType)
 
@@ -1300,6 +1336,22 @@ def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, a
         return moved
 
     return impl
+
+
+@overload(direct_step, jit_options=_INLINE)
+def _direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                 average, dense_grad, norms):
+    if _dense_batches(X, per_sample):
+        return (lambda X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                average, dense_grad, norms:
+                step_dense_batch(X, per_sample, order, start, m, derivs, step, coef, avg_coef,
+                                 avg_b, l1, average, dense_grad, norms))
+    if not isinstance(average, types.NoneType):
+        return (lambda X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
+                average, dense_grad, norms:
+                step_rows(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b,
+                          l1, average, dense_grad, norms))
+    return _step_rows
 
 
 def _on(rule, *names):
