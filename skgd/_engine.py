@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from . import _kernels as K
+from ._plain_pass import plain_pass
 from ._smoothness import NO_DATA
 from .schedules import AUTO, is_passive_aggressive
 
@@ -583,9 +584,28 @@ _ENTRY_POINTS = {}
 def _type_key(arrays, coef, loss_spec, loss_params, rule, journal):
     layout = tuple(_layout(a) for a in arrays)
     loss_key = loss_spec.name if isinstance(loss_spec, K.BuiltinLoss) else id(loss_spec[0])
+    if rule is None:  # the plain pass: no compile-time options
+        return (layout, coef.dtype.str, loss_key, len(loss_params))
     return (layout, coef.dtype.str, loss_key, len(loss_params),
             tuple(v is None for v in rule), rule.momentum is not None and rule.momentum[1],
             journal is None)
+
+
+def _plain(state, hyper, rule, loss_spec, journal):
+    """Whether :func:`~skgd._plain_pass.plain_pass` runs this pass: one
+    output, a scalar loss, no journal, no step that buffers the gradient,
+    and a schedule other than 'auto' and passive-aggressive."""
+    if (state.n_outputs != 1 or journal is not None or rule.clip_value is not None
+            or rule.clip_norm is not None or rule.momentum is not None):
+        return False
+    schedule = hyper[K.H_SCHEDULE]
+    if schedule == AUTO or is_passive_aggressive(schedule):
+        return False
+    if isinstance(loss_spec, K.BuiltinLoss):
+        return not K.BUILTIN_LOSSES[loss_spec.name][2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)  # (see below)
+        return not K._is_multiclass(numba.typeof(loss_spec))
 
 
 def _layout(a):
@@ -619,7 +639,7 @@ def _compilation_notice(verbose):
         print(message, flush=True)
 
 
-def _call_kernel(args, key, verbose=False):
+def _call_kernel(kernel, args, key, verbose=False):
     entry = _ENTRY_POINTS.get(key)
     if entry is not None:
         return entry(*args)
@@ -629,11 +649,11 @@ def _call_kernel(args, key, verbose=False):
         timer.daemon = True
         timer.start()
     try:
-        result = _compile_and_call(args)
+        result = _compile_and_call(kernel, args)
     finally:
         if timer is not None:
             timer.cancel()
-    overload = K.sgd_pass.overloads.get(tuple(numba.typeof(a) for a in args))
+    overload = kernel.overloads.get(tuple(numba.typeof(a) for a in args))
     if overload is not None:
         _ENTRY_POINTS[key] = overload.entry_point
     return result
@@ -673,12 +693,27 @@ class Pass:
         self.out_weight = out_weight
         self.verbose = verbose
         self.objective = np.zeros((3, state.n_outputs))
-        self.args = [data, Y, sample_weight, self.order, state.shuffle_seed if shuffle else -1,
-                     state.arrays(), hyper, loss_spec, loss_params, rule, journal, cap,
-                     self.report, per_sample, out_weight, self.objective]
-        self.key = _type_key(data + (Y, sample_weight, self.order), state.coef, loss_spec,
-                             loss_params, rule, journal) + (per_sample is None,
-                                                            out_weight is None)
+        seed = state.shuffle_seed if shuffle else -1
+        if _plain(state, hyper, rule, loss_spec, journal):
+            self.kernel = plain_pass
+            if out_weight is None:
+                out_weight = np.ones((1, 2))
+            self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
+                         loss_spec, loss_params,
+                         np.inf if rule.average is None else rule.average,
+                         0.0 if rule.l1 is None else rule.l1, cap, self.report, per_sample,
+                         out_weight, self.objective]
+            self.key = ("plain",) + _type_key(data + (Y, sample_weight, self.order), state.coef,
+                                              loss_spec, loss_params, None, None) + (
+                per_sample is None,)
+        else:
+            self.kernel = K.sgd_pass
+            self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
+                         loss_spec, loss_params, rule, journal, cap, self.report, per_sample,
+                         out_weight, self.objective]
+            self.key = _type_key(data + (Y, sample_weight, self.order), state.coef, loss_spec,
+                                 loss_params, rule, journal) + (per_sample is None,
+                                                                out_weight is None)
 
     def set_eta0(self, eta0):
         """Lower the base rate (the 'adaptive' schedule)."""
@@ -690,7 +725,7 @@ class Pass:
         weight in it (the ``objective`` of ``sgd_pass``)."""
         if self.shuffle:  # each pass shuffles the rows afresh, from (seed, pass)
             self.order[:] = self.rows
-        _call_kernel(tuple(self.args), self.key, self.verbose)
+        _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
         self.state.version += 1
         return self.objective[:2].copy()
 
@@ -706,11 +741,11 @@ class Pass:
         return float(self.report[1]), float(self.report[2]), int(self.report[3])
 
 
-def _compile_and_call(args):
+def _compile_and_call(kernel, args):
     with warnings.catch_warnings():
         # user losses are C function pointers, which numba calls "experimental"
         warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
-        return K.sgd_pass(*args)  # types the arguments and compiles if needed
+        return kernel(*args)  # types the arguments and compiles if needed
 
 
 def run_pass(prepared):

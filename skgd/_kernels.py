@@ -542,44 +542,61 @@ def _loss_derivatives(loss, params, scores, Y, i, out, values, report):
                 values[:] = 0.0
                 values[0] = value_fn(scores, y, *params)
 
-        else:
+            return impl
 
-            def impl(loss, params, scores, Y, i, out, values, report):
-                for k in range(scores.shape[0]):
-                    y = Y[i, k]
-                    values[k] = value_fn(scores[k], y, *params)
-                    out[k] = deriv_fn(scores[k], y, *params)
-
-        return impl
-
-    value_t = loss[0]
-    signature = value_t.signature() if callable(value_t.signature) else value_t.signature
-    if isinstance(signature.args[0], types.CPointer):  # a user's MulticlassLoss
-
-        def impl(loss, params, scores, Y, i, out, values, report):
-            k = scores.shape[0]
-            y = np.int64(Y[i, 0])
-            loss[1](data_pointer(scores), k, y, data_pointer(out), *params)
-            value = loss[0](data_pointer(scores), k, y, *params)
-            deriv = 0.0
-            total = 0.0  # finite when every score is
-            for c in range(k):
-                deriv += out[c]
-                total += scores[c]
-            _report(report, value, deriv, total, y, -1)
-            values[:] = 0.0
-            values[0] = value
-
-    else:
+    if not _is_multiclass(loss):
 
         def impl(loss, params, scores, Y, i, out, values, report):
             for k in range(scores.shape[0]):
-                y = Y[i, k]
-                v = loss[0](scores[k], y, *params)
-                d = loss[1](scores[k], y, *params)
-                _report(report, v, d, scores[k], y, k)
-                values[k] = v
-                out[k] = d
+                values[k], out[k] = scalar_loss(loss, params, scores[k], Y[i, k], report, k)
+
+        return impl
+
+    def impl(loss, params, scores, Y, i, out, values, report):  # a user's MulticlassLoss
+        k = scores.shape[0]
+        y = np.int64(Y[i, 0])
+        loss[1](data_pointer(scores), k, y, data_pointer(out), *params)
+        value = loss[0](data_pointer(scores), k, y, *params)
+        deriv = 0.0
+        total = 0.0  # finite when every score is
+        for c in range(k):
+            deriv += out[c]
+            total += scores[c]
+        _report(report, value, deriv, total, y, -1)
+        values[:] = 0.0
+        values[0] = value
+
+    return impl
+
+
+def _is_multiclass(loss):
+    """Compile-time: whether the loss type is a multiclass one (it takes the
+    whole score vector and the class index)."""
+    if isinstance(loss, BuiltinLossType):
+        return BUILTIN_LOSSES[loss.loss_name][2]
+    value_t = loss[0]
+    signature = value_t.signature() if callable(value_t.signature) else value_t.signature
+    return isinstance(signature.args[0], types.CPointer)
+
+
+def scalar_loss(loss, params, p, y, report, k):
+    """``(value, derivative)`` of a scalar loss at score ``p`` and target
+    ``y`` (output ``k``): a built-in loss inlined, a user's through its C
+    function pointers, reporting its first non-finite value."""
+
+
+@overload(scalar_loss, jit_options=_JIT)
+def _scalar_loss(loss, params, p, y, report, k):
+    if isinstance(loss, BuiltinLossType):
+        value_fn, deriv_fn, _ = BUILTIN_LOSSES[loss.loss_name]
+        return lambda loss, params, p, y, report, k: (value_fn(p, y, *params),
+                                                      deriv_fn(p, y, *params))
+
+    def impl(loss, params, p, y, report, k):
+        v = loss[0](p, y, *params)
+        d = loss[1](p, y, *params)
+        _report(report, v, d, p, y, k)
+        return v, d
 
     return impl
 
@@ -1222,13 +1239,29 @@ def _accumulate_average(average, clock, intercept, avg_intercept, t, m, scale, w
 
     def impl(average, clock, intercept, avg_intercept, t, m, scale, weight):
         if t + m - 1 >= average:
-            clock[AVG_B] += weight * scale
-            clock[AVG_N] += weight
-            inv = weight / clock[AVG_N]
+            clock[AVG_B], clock[AVG_N], inv = average_step(clock[AVG_B], clock[AVG_N], scale,
+                                                           weight)
             for k in range(intercept.shape[0]):
-                avg_intercept[k] += (intercept[k] - avg_intercept[k]) * inv
+                avg_intercept[k] = average_intercept(avg_intercept[k], intercept[k], inv)
 
     return impl
+
+
+@numba.njit(**_JIT)
+def average_step(avg_b, avg_n, scale, weight):
+    """A step joins the average with weight ``weight``: the lazy sum's
+    coefficient ``AVG_B`` and the count ``AVG_N`` after it, and the step's
+    share of the total, ``(avg_b, avg_n, inv)``."""
+    avg_b += weight * scale
+    avg_n += weight
+    return avg_b, avg_n, weight / avg_n
+
+
+@numba.njit(**_JIT)
+def average_intercept(avg, intercept, inv):
+    """The running average ``avg`` of an intercept after a step that joins it
+    with weight ``inv`` (its share of the total weight averaged)."""
+    return avg + (intercept - avg) * inv
 
 
 def direct_step(X, per_sample, order, start, m, derivs, step, coef, avg_coef, avg_b, l1,
