@@ -27,27 +27,34 @@ def _gradient(hinge, p, y):
     return -y if z < -18.0 else -y / (np.exp(z) + 1.0)
 
 
-def _row(X, indices, indptr, i):
-    """Row i's values and columns (compiled by the overload below)."""
+def _column(indices, k, start):
+    """The column of entry k of a row starting at ``start`` (compiled below)."""
 
 
-@overload(_row)
-def _row_compiled(X, indices, indptr, i):
-    if isinstance(indptr, types.NoneType):  # dense: X[i], every column
-        return lambda X, indices, indptr, i: (X[i], indices)
-    return lambda X, indices, indptr, i: (X[indptr[i]:indptr[i + 1]],
-                                          indices[indptr[i]:indptr[i + 1]])
+@overload(_column)
+def _column_compiled(indices, k, start):
+    if isinstance(indices, types.NoneType):  # dense rows: every column, in order
+        return lambda indices, k, start: k - start
+    return lambda indices, k, start: indices[k]
 
 
 @njit(cache=True)
-def _epoch(X, indices, indptr, y, v, scale, b, t, t0, alpha, hinge, decay, order):
-    """One pass over the rows in ``order``; dense X when ``indptr`` is None
-    (``indices`` is then every column). Returns the new scale, intercept, t."""
+def _seed(seed):
+    # numba's own legacy generator: its shuffle takes 0.55 ms on 32k rows where
+    # a Generator's takes 0.95 ms
+    np.random.seed(seed)  # noqa: NPY002
+
+
+@njit(cache=True)
+def _epoch(data, indices, indptr, y, v, scale, b, t, t0, alpha, hinge, decay, order):
+    """Shuffle ``order``, then one pass over those rows of the CSR arrays (a dense
+    X is given raveled, without ``indices``). Returns the new scale, intercept, t."""
+    np.random.shuffle(order)  # noqa: NPY002
     for i in order:
-        vals, cols = _row(X, indices, indptr, i)
+        lo, hi = indptr[i], indptr[i + 1]
         p = 0.0
-        for k in range(vals.size):
-            p += vals[k] * v[cols[k]]
+        for k in range(lo, hi):
+            p += data[k] * v[_column(indices, k, lo)]
         eta = 1.0 / (alpha * (t0 + t - 1.0))
         step = -eta * _gradient(hinge, p * scale + b, y[i])
         scale *= max(0.0, 1.0 - eta * alpha)
@@ -55,8 +62,8 @@ def _epoch(X, indices, indptr, y, v, scale, b, t, t0, alpha, hinge, decay, order
             v *= scale
             scale = 1.0
         if step != 0.0:
-            for k in range(vals.size):
-                v[cols[k]] += vals[k] * (step / scale)
+            for k in range(lo, hi):
+                v[_column(indices, k, lo)] += data[k] * (step / scale)
         b += step * decay
         t += 1.0
     return scale, b, t
@@ -75,18 +82,19 @@ class LeanSGD(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         signs = np.where(y == self.classes_[1], 1.0, -1.0)
         hinge = self.loss == "hinge"
+        n, d = X.shape
         if sp.issparse(X):
             args, decay = (X.data, X.indices, X.indptr), 0.01
         else:
-            args, decay = (np.ascontiguousarray(X), np.arange(X.shape[1]), None), 1.0
+            args, decay = (np.ascontiguousarray(X).ravel(), None, np.arange(0, n * d + 1, d)), 1.0
         # scikit-learn's t0: the first step is typw / max(1, loss'(-typw, +1))
         typw = np.sqrt(1.0 / np.sqrt(self.alpha))
         t0 = 1.0 / (typw / max(1.0, _gradient(hinge, -typw, 1.0)) * self.alpha)
-        v, scale, b, t = np.zeros(X.shape[1]), 1.0, 0.0, 1.0
-        rng = np.random.RandomState(self.random_state)
+        v, scale, b, t = np.zeros(d), 1.0, 0.0, 1.0
+        order = np.arange(n)
+        _seed(self.random_state)
         for _ in range(self.max_iter):
-            scale, b, t = _epoch(*args, signs, v, scale, b, t, t0, self.alpha, hinge, decay,
-                                 rng.permutation(X.shape[0]))
+            scale, b, t = _epoch(*args, signs, v, scale, b, t, t0, self.alpha, hinge, decay, order)
         self.coef_, self.intercept_ = v * scale, b
         return self
 
