@@ -21,7 +21,22 @@ The default groups measure the targets of the engine-cost issue:
 - ``stream_width``: ``partial_fit`` on 250-row sparse chunks at widths 2^14 .. 2^22;
 - ``sms``: SMS Spam through ``HashingVectorizer(n_features=2**20)``, ``partial_fit``;
 - ``dense_floor``: one epoch on dense 200k x 100 against one ``X @ w`` pass;
-- ``multiclass``, ``sparse``, ``streaming`` (100 x 100 ``partial_fit``), ``predict``.
+- ``multiclass``, ``sparse``, ``streaming`` (100 x 100 ``partial_fit``), ``predict``;
+
+and those of issue 24 (sparse text at full speed), against SGDClassifier:
+
+- ``epoch``: the cost of one shuffled epoch, (t(25 epochs) - t(5 epochs)) / 20
+  with ``tol=None``, on SMS Spam through ``TfidfVectorizer(sublinear_tf=True)``,
+  reuters and adult, hinge and log_loss: skgd at batch 1 and 32, and the lean
+  loop of ``benchmarks/lean_loop.py`` (SGDClassifier's algorithm and nothing
+  else: the floor);
+- ``defaults_text``: the default ``fit`` (tol rule) at batch 1 on the same sets;
+- ``digits_options``: one epoch on dense binary digits (hinge, alpha=0.01) with
+  ``average=True``, ``penalty='l1'``, ``penalty='elasticnet'`` and averaging.
+
+SMS and digits have no test split: their accuracies are training accuracies.
+The per-epoch rows' accuracies are the means over 5 shuffle seeds after 25
+epochs.
 
 The extras (``dense``, ``real``, ``float32``, ``coldstart``, ``memory``, and
 ``dask``: ``skgd.dask.DataParallel`` on 1 and 2 workers, with the extra
@@ -38,10 +53,13 @@ import tempfile
 import textwrap
 import time
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from lean_loop import LeanSGD
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 from sklearn.neural_network import MLPClassifier
@@ -453,6 +471,99 @@ def sms(repeats):
                t_ours, t_sk, ours.score(Xt, yt), sk.score(Xt, yt), unit="ms", target=0.5)
 
 
+# ------------------------------------------- issue 24: sparse text at full speed
+
+EPOCHS = (5, 25)  # the marginal epoch: (t(25 epochs) - t(5 epochs)) / 20
+
+
+@lru_cache(maxsize=1)
+def load_sms_tfidf():
+    """SMS Spam through ``TfidfVectorizer(sublinear_tf=True)``: 5574 x 8713 CSR,
+    as ``(X, y, X, y)``: no test split, its accuracies are training accuracies."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from skgd.datasets import load_sms_spam
+
+    texts, labels = load_sms_spam()
+    X = TfidfVectorizer(sublinear_tf=True).fit_transform(texts)
+    return X, labels, X, labels
+
+
+def text_sets():
+    """``(name, loader)`` of issue 24's sparse sets; a loader returns X, y, Xt, yt."""
+    from skgd.datasets import load_adult, load_reuters
+
+    return (("SMS tf-idf", load_sms_tfidf), ("reuters", load_reuters), ("adult", load_adult))
+
+
+def marginal_epoch_times(ests, Xs, y, repeats):
+    """The cost of one more epoch of each estimator on its X: (t(25 epochs) -
+    t(5 epochs)) / 20, medians of runs taking turns (a fit's fixed costs cancel)."""
+    lo, hi = EPOCHS
+    fns = [lambda est=est, X=X, n=n: est.set_params(max_iter=n).fit(X, y)
+           for est, X in zip(ests, Xs, strict=True) for n in EPOCHS]
+    times = median_times(fns, repeats)
+    return [(t_hi - t_lo) / (hi - lo) for t_lo, t_hi in zip(times[::2], times[1::2], strict=True)]
+
+
+def mean_score(est, X, y, Xt, yt, seeds=5):
+    """Accuracy on (Xt, yt) after ``EPOCHS[1]`` epochs, the mean over shuffle
+    seeds (one seed's order moves it by about 0.01 on adult)."""
+    return float(np.mean([clone(est).set_params(max_iter=EPOCHS[1], random_state=seed)
+                          .fit(X, y).score(Xt, yt) for seed in range(seeds)]))
+
+
+def per_epoch_rows(workload, rows, peer, y, yt, repeats):
+    """Rows ``(name, estimator, X, Xt, target)`` against ``peer``, SGDClassifier's
+    ``(estimator, X, Xt)``: the marginal epoch (all taking turns), in ms."""
+    entries = [peer] + [row[1:4] for row in rows]
+    t_peer, *times = marginal_epoch_times([e[0] for e in entries], [e[1] for e in entries],
+                                          y, repeats)
+    acc_peer, *accs = [mean_score(est, X, y, Xt, yt) for est, X, Xt in entries]
+    for (name, *_, target), t, acc in zip(rows, times, accs, strict=True):
+        record(workload, name, "SGDClassifier", t, t_peer, acc, acc_peer, unit="ms",
+               target=target)
+
+
+def epoch_cost(repeats):
+    """One shuffled epoch (tol=None, defaults otherwise) on the sparse sets."""
+    for name, loader in text_sets():
+        X, y, Xt, yt = loader()
+        X32, Xt32 = int32_csr(X), int32_csr(Xt)  # SGDClassifier needs int32 indices
+        for loss in ("log_loss", "hinge"):
+            common = dict(loss=loss, tol=None, random_state=0)
+            rows = [(f"skgd bs={bs}", MinibatchSGDClassifier(batch_size=bs, **common), X, Xt, 0.9)
+                    for bs in (1, 32)]
+            rows.append(("lean loop (floor)", LeanSGD(loss=loss), X32, Xt32, None))
+            per_epoch_rows(f"{name} {loss}, 1 epoch", rows, (SGDClassifier(**common), X32, Xt32),
+                           y, yt, 3 * repeats)
+
+
+def defaults_text(repeats):
+    """Whole default ``fit`` (the tol rule) at batch 1 on the sparse sets."""
+    for name, loader in text_sets():
+        real_defaults(name, loader, (1,), 0.9, repeats)
+
+
+def digits_binary():
+    """The 8x8 digits, dense 1797 x 64, as ``digit >= 5``."""
+    from sklearn.datasets import load_digits
+
+    X, digit = load_digits(return_X_y=True)
+    return X, (digit >= 5).astype(np.int64)
+
+
+def digits_options(repeats):
+    """One epoch with averaging and L1 penalties (hinge, alpha=0.01), dense."""
+    X, y = digits_binary()
+    for label, options in (("average", dict(average=True)), ("l1", dict(penalty="l1")),
+                           ("elasticnet + average", dict(penalty="elasticnet", average=True))):
+        common = dict(loss="hinge", alpha=0.01, tol=None, random_state=0, **options)
+        per_epoch_rows(f"digits >= 5, {label}, 1 epoch",
+                       [("skgd bs=1", MinibatchSGDClassifier(**common), X, X, 1.0)],
+                       (SGDClassifier(**common), X, X), y, y, 5 * repeats)
+
+
 def float32_vs_float64(repeats):
     rng = np.random.RandomState(3)
     X = rng.randn(200_000, 100)
@@ -657,6 +768,10 @@ WORKLOADS = {  # the engine-cost issue's targets, run by default
     "sparse": sparse_text,
     "streaming": streaming,
     "predict": predict,
+    # issue 24, sparse text at full speed
+    "epoch": epoch_cost,
+    "defaults_text": defaults_text,
+    "digits_options": digits_options,
 }
 DEFAULT = list(WORKLOADS)
 WORKLOADS.update({  # extras, run only when named (or with --only all)
