@@ -32,7 +32,12 @@ and those of issue 24 (sparse text at full speed), against SGDClassifier:
   else: the floor);
 - ``defaults_text``: the default ``fit`` (tol rule) at batch 1 on the same sets;
 - ``digits_options``: one epoch on dense binary digits (hinge, alpha=0.01) with
-  ``average=True``, ``penalty='l1'``, ``penalty='elasticnet'`` and averaging.
+  ``average=True``, ``penalty='l1'``, ``penalty='elasticnet'`` and averaging;
+- ``random_search``: scikit-learn's randomized-search example (3-class digits,
+  hinge + elasticnet, 15 candidates x 5 folds, ``max_iter=5000``), whole search;
+- ``lr_grid``: learning_rate constant / invscaling / adaptive x eta0 0.01 / 0.1
+  / 1 on SMS tf-idf (log_loss, default ``fit``), the 9 fits' total at batch 1
+  and 32; the row names the setting of the largest accuracy gap.
 
 SMS and digits have no test split: their accuracies are training accuracies.
 The per-epoch rows' accuracies are the means over 5 shuffle seeds after 25
@@ -564,6 +569,56 @@ def digits_options(repeats):
                        (SGDClassifier(**common), X, X), y, y, 5 * repeats)
 
 
+def random_search(repeats):
+    """scikit-learn's randomized-search example (``plot_randomized_search.py``):
+    15 candidates x 5 folds on the 3-class digits, hinge + elasticnet; the
+    whole search, and its best cross-validated accuracy."""
+    from scipy import stats
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import RandomizedSearchCV
+
+    X, y = load_digits(n_class=3, return_X_y=True)
+    space = {"average": [True, False], "l1_ratio": stats.uniform(0, 1),
+             "alpha": stats.loguniform(1e-2, 1e0)}
+    common = dict(loss="hinge", penalty="elasticnet", fit_intercept=True, max_iter=5000,
+                  random_state=0)
+    searches = [RandomizedSearchCV(cls(**common), space, n_iter=15, cv=5, random_state=0)
+                for cls in (MinibatchSGDClassifier, SGDClassifier)]
+    # the warm-up run compiles every configuration the search meets
+    t, t_sk = median_times([lambda search=search: search.fit(X, y) for search in searches],
+                           repeats)
+    record("digits 3-class RandomizedSearchCV", "skgd, 75 fits", "SGDClassifier", t, t_sk,
+           searches[0].best_score_, searches[1].best_score_, target=0.9)
+
+
+def lr_grid(repeats):
+    """The 9 learning-rate settings on SMS tf-idf, log_loss, default ``fit`` (tol
+    rule): the total time; each setting's training accuracy is checked, the row
+    shows the setting where skgd is furthest below SGDClassifier."""
+    X, y, _, _ = load_sms_tfidf()
+    X32 = int32_csr(X)
+    settings = [dict(learning_rate=rate, eta0=eta0)
+                for rate in ("constant", "invscaling", "adaptive") for eta0 in (0.01, 0.1, 1.0)]
+    peers = [SGDClassifier(loss="log_loss", random_state=0, **kw) for kw in settings]
+
+    def fit_all(ests, X):
+        for est in ests:
+            est.fit(X, y)
+
+    for bs, target in ((1, 1.0), (32, 0.9)):
+        ours = [MinibatchSGDClassifier(loss="log_loss", batch_size=bs, random_state=0, **kw)
+                for kw in settings]
+        t, t_sk = median_times([lambda: fit_all(ours, X), lambda: fit_all(peers, X32)], repeats)
+        accs = [(est.score(X, y), peer.score(X32, y)) for est, peer in zip(ours, peers, strict=True)]
+        worst = int(np.argmax([acc_peer - acc for acc, acc_peer in accs]))
+        name = f"{settings[worst]['learning_rate']} eta0={settings[worst]['eta0']:g}"
+        record(f"SMS tf-idf lr grid, worst: {name}", f"skgd bs={bs}, 9 fits", "SGDClassifier",
+               t, t_sk, *accs[worst], target=target)
+        print(f"  worst accuracy gap {accs[worst][1] - accs[worst][0]:+.4f} (SGDClassifier - "
+              f"skgd) at {name}; epochs skgd {[est.n_iter_ for est in ours]}, "
+              f"SGDClassifier {[peer.n_iter_ for peer in peers]}", flush=True)
+
+
 def float32_vs_float64(repeats):
     rng = np.random.RandomState(3)
     X = rng.randn(200_000, 100)
@@ -772,6 +827,8 @@ WORKLOADS = {  # the engine-cost issue's targets, run by default
     "epoch": epoch_cost,
     "defaults_text": defaults_text,
     "digits_options": digits_options,
+    "random_search": random_search,
+    "lr_grid": lr_grid,
 }
 DEFAULT = list(WORKLOADS)
 WORKLOADS.update({  # extras, run only when named (or with --only all)
