@@ -37,7 +37,12 @@ and those of issue 24 (sparse text at full speed), against SGDClassifier:
   hinge + elasticnet, 15 candidates x 5 folds, ``max_iter=5000``), whole search;
 - ``lr_grid``: learning_rate constant / invscaling / adaptive x eta0 0.01 / 0.1
   / 1 on SMS tf-idf (log_loss, default ``fit``), the 9 fits' total at batch 1
-  and 32; the row names the setting of the largest accuracy gap.
+  and 32; the row names the setting of the largest accuracy gap;
+- ``compile``: compilation in new processes with empty compile caches of their
+  own: 24 small fits (3 losses x l2, elasticnet, l2 + average, l1 + average x
+  batch 1 dense, batch 32 CSR; the compiled objects and the cache's size in the
+  row), the first default ``fit``, and that fit again in a new process with the
+  cache it filled.
 
 SMS and digits have no test split: their accuracies are training accuracies.
 The per-epoch rows' accuracies are the means over 5 shuffle seeds after 25
@@ -686,6 +691,63 @@ def _python(code, env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cache_env(folder):
+    """Environment variables that put all compiled code in ``folder``: numba's
+    cache and skgd's per-user one (``$XDG_CACHE_HOME/skgd/numba``)."""
+    return {"NUMBA_CACHE_DIR": folder, "XDG_CACHE_HOME": folder}
+
+
+def cache_contents(folder):
+    """The number of compiled objects (``*.nbc``) in ``folder``, and the MB of
+    numba's files there."""
+    files = list(Path(folder).rglob("*.nb[ci]"))
+    return sum(f.suffix == ".nbc" for f in files), sum(f.stat().st_size for f in files) / 2**20
+
+
+# the start of the subprocess snippets: imports, and 1000 x 20 dense data
+SNIPPET_START = """
+    import json, time
+    import numpy as np, scipy.sparse as sp
+    from sklearn.linear_model import SGDClassifier
+    from skgd import MinibatchSGDClassifier
+    rng = np.random.RandomState(0)
+    X = rng.randn(1000, 20); y = (X[:, 0] > 0).astype(int)
+"""
+# the first fit of a new process, after the imports; config "default" also
+# runs with estimator SGDClassifier
+FIRST_FIT = SNIPPET_START + """
+    kw = {{}}
+    if "{config}" == "sparse": X = sp.csr_matrix(X)
+    if "{config}" == "float32": X = X.astype(np.float32)
+    if "{config}" == "log_loss": kw = dict(loss="log_loss")
+    if "{config}" == "multinomial":
+        kw = dict(loss="log_loss", multi_class="multinomial"); y = rng.randint(0, 3, 1000)
+    t = time.perf_counter(); {estimator}(**kw).fit(X, y)
+    print(json.dumps(time.perf_counter() - t))
+"""
+# 24 small fits: 3 losses x 4 penalty / averaging options x (batch 1 on dense
+# X, batch 32 on CSR X), timed after the imports
+CONFIG_LOOP = SNIPPET_START + """
+    Xs = sp.csr_matrix(np.where(X > 1.0, X, 0.0))
+    options = ({{}}, dict(penalty="elasticnet"), dict(average=True),
+               dict(penalty="l1", average=True))
+    t = time.perf_counter()
+    for loss in ("hinge", "log_loss", "modified_huber"):
+        for kw in options:
+            for batch_size, data in ((1, X), (32, Xs)):
+                est = {estimator}(loss=loss, max_iter=5, tol=None, **kw)
+                if "batch_size" in est.get_params():
+                    est.set_params(batch_size=batch_size)
+                est.fit(data, y)
+    print(json.dumps(time.perf_counter() - t))
+"""
+
+
+def first_fit(config, estimator="MinibatchSGDClassifier", env=None):
+    """Seconds of the first ``fit`` of a new process (``FIRST_FIT``)."""
+    return _python(FIRST_FIT.format(config=config, estimator=estimator), env)
+
+
 def cold_start(repeats):
     t_import = np.median([_python("""
         import json, time
@@ -700,29 +762,13 @@ def cold_start(repeats):
     # The first fit of a new process, per configuration: with an empty
     # compile cache (each configuration compiles; the ones before it in this
     # loop have filled the shared helpers), then after `python -m skgd.compile`.
-    first_fit = """
-        import json, time
-        import numpy as np, scipy.sparse as sp
-        from skgd import MinibatchSGDClassifier
-        rng = np.random.RandomState(0)
-        X = rng.randn(1000, 20); y = (X[:, 0] > 0).astype(int)
-        kw = {{}}
-        if "{config}" == "sparse": X = sp.csr_matrix(X)
-        if "{config}" == "float32": X = X.astype(np.float32)
-        if "{config}" == "log_loss": kw = dict(loss="log_loss")
-        if "{config}" == "multinomial":
-            kw = dict(loss="log_loss", multi_class="multinomial"); y = rng.randint(0, 3, 1000)
-        t = time.perf_counter(); MinibatchSGDClassifier(**kw).fit(X, y)
-        print(json.dumps(time.perf_counter() - t))
-    """
     configs = ("default", "sparse", "float32", "log_loss", "multinomial")
     with tempfile.TemporaryDirectory() as cold, tempfile.TemporaryDirectory() as compiled:
         subprocess.run([sys.executable, "-m", "skgd.compile"], check=True, capture_output=True,
-                       env={**os.environ, "NUMBA_CACHE_DIR": compiled})
+                       env={**os.environ, **cache_env(compiled)})
         for config in configs:
-            code = first_fit.format(config=config)
-            t_empty = _python(code, {"NUMBA_CACHE_DIR": cold})
-            t_warm = np.median([_python(code, {"NUMBA_CACHE_DIR": compiled})
+            t_empty = first_fit(config, env=cache_env(cold))
+            t_warm = np.median([first_fit(config, env=cache_env(compiled))
                                 for _ in range(repeats)])
             record(f"cold start: first fit, {config}", "after skgd.compile",
                    "empty compile cache", t_warm, t_empty,
@@ -730,6 +776,27 @@ def cold_start(repeats):
             print(f"  {config}: empty cache {t_empty:.2f} s (target "
                   f"{'3 s' if config == 'default' else '3 s more'}), "
                   f"after skgd.compile {t_warm:.2f} s", flush=True)
+
+
+def compile_cost(repeats):
+    """Compilation in new processes, each group of them with an empty compile
+    cache of its own; SGDClassifier's times are the same code in a new process."""
+    with tempfile.TemporaryDirectory() as loop_cache, tempfile.TemporaryDirectory() as fit_cache:
+        t_loop = _python(CONFIG_LOOP.format(estimator="MinibatchSGDClassifier"),
+                         cache_env(loop_cache))
+        t_loop_sk = _python(CONFIG_LOOP.format(estimator="SGDClassifier"))
+        n_objects, size = cache_contents(loop_cache)
+        record("compile: 24 configurations, empty cache",
+               f"skgd ({n_objects} .nbc, {size:.1f} MB)", "SGDClassifier", t_loop, t_loop_sk,
+               target="12 s")
+        t_sk = np.median([first_fit("default", "SGDClassifier") for _ in range(repeats)])
+        t_empty = first_fit("default", env=cache_env(fit_cache))
+        record("compile: first default fit, empty cache", "skgd", "SGDClassifier", t_empty, t_sk,
+               target="2.5 s")
+        t_warm = np.median([first_fit("default", env=cache_env(fit_cache))
+                            for _ in range(repeats)])
+        record("compile: first default fit, warm cache", "skgd, new process", "SGDClassifier",
+               t_warm, t_sk, unit="ms", target="50 ms")
 
 
 def peak_memory(repeats):
@@ -829,6 +896,7 @@ WORKLOADS = {  # the engine-cost issue's targets, run by default
     "digits_options": digits_options,
     "random_search": random_search,
     "lr_grid": lr_grid,
+    "compile": compile_cost,
 }
 DEFAULT = list(WORKLOADS)
 WORKLOADS.update({  # extras, run only when named (or with --only all)
