@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run.py                        # the default groups (under 10 minutes here)
+    python benchmarks/run.py                        # the default groups (8-9 minutes here)
     python benchmarks/run.py --only reuters,adult   # a subset
     python benchmarks/run.py --only all             # every group, the slow extras too
 
@@ -880,7 +880,7 @@ def dask_data_parallel(repeats):
           f"Incremental {times[('inc', 1)] / times[('inc', 2)]:.2f}x")
 
 
-WORKLOADS = {  # the engine-cost issue's targets, run by default
+WORKLOADS = {  # the targets of the engine-cost issue and of issue 24, run by default
     "reuters": reuters,
     "adult": adult,
     "stream_width": stream_width,
