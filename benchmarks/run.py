@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run.py                        # the default groups (under 10 minutes here)
+    python benchmarks/run.py                        # the default groups (8-9 minutes here)
     python benchmarks/run.py --only reuters,adult   # a subset
     python benchmarks/run.py --only all             # every group, the slow extras too
 
@@ -21,7 +21,32 @@ The default groups measure the targets of the engine-cost issue:
 - ``stream_width``: ``partial_fit`` on 250-row sparse chunks at widths 2^14 .. 2^22;
 - ``sms``: SMS Spam through ``HashingVectorizer(n_features=2**20)``, ``partial_fit``;
 - ``dense_floor``: one epoch on dense 200k x 100 against one ``X @ w`` pass;
-- ``multiclass``, ``sparse``, ``streaming`` (100 x 100 ``partial_fit``), ``predict``.
+- ``multiclass``, ``sparse``, ``streaming`` (100 x 100 ``partial_fit``), ``predict``;
+
+and those of issue 24 (sparse text at full speed), against SGDClassifier:
+
+- ``epoch``: the cost of one shuffled epoch, (t(25 epochs) - t(5 epochs)) / 20
+  with ``tol=None``, on SMS Spam through ``TfidfVectorizer(sublinear_tf=True)``,
+  reuters and adult, hinge and log_loss: skgd at batch 1 and 32, and the lean
+  loop of ``benchmarks/lean_loop.py`` (SGDClassifier's algorithm and nothing
+  else: the floor);
+- ``defaults_text``: the default ``fit`` (tol rule) at batch 1 on the same sets;
+- ``digits_options``: one epoch on dense binary digits (hinge, alpha=0.01) with
+  ``average=True``, ``penalty='l1'``, ``penalty='elasticnet'`` and averaging;
+- ``random_search``: scikit-learn's randomized-search example (3-class digits,
+  hinge + elasticnet, 15 candidates x 5 folds, ``max_iter=5000``), whole search;
+- ``lr_grid``: learning_rate constant / invscaling / adaptive x eta0 0.01 / 0.1
+  / 1 on SMS tf-idf (log_loss, default ``fit``), the 9 fits' total at batch 1
+  and 32; the row names the setting of the largest accuracy gap;
+- ``compile``: compilation in new processes with empty compile caches of their
+  own: 24 small fits (3 losses x l2, elasticnet, l2 + average, l1 + average x
+  batch 1 dense, batch 32 CSR; the compiled objects and the cache's size in the
+  row), the first default ``fit``, and that fit again in a new process with the
+  cache it filled.
+
+SMS and digits have no test split: their accuracies are training accuracies.
+The per-epoch rows' accuracies are the means over 5 shuffle seeds after 25
+epochs.
 
 The extras (``dense``, ``real``, ``float32``, ``coldstart``, ``memory``, and
 ``dask``: ``skgd.dask.DataParallel`` on 1 and 2 workers, with the extra
@@ -38,10 +63,13 @@ import tempfile
 import textwrap
 import time
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from lean_loop import LeanSGD
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 from sklearn.neural_network import MLPClassifier
@@ -453,6 +481,149 @@ def sms(repeats):
                t_ours, t_sk, ours.score(Xt, yt), sk.score(Xt, yt), unit="ms", target=0.5)
 
 
+# ------------------------------------------- issue 24: sparse text at full speed
+
+EPOCHS = (5, 25)  # the marginal epoch: (t(25 epochs) - t(5 epochs)) / 20
+
+
+@lru_cache(maxsize=1)
+def load_sms_tfidf():
+    """SMS Spam through ``TfidfVectorizer(sublinear_tf=True)``: 5574 x 8713 CSR,
+    as ``(X, y, X, y)``: no test split, its accuracies are training accuracies."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from skgd.datasets import load_sms_spam
+
+    texts, labels = load_sms_spam()
+    X = TfidfVectorizer(sublinear_tf=True).fit_transform(texts)
+    return X, labels, X, labels
+
+
+def text_sets():
+    """``(name, loader)`` of issue 24's sparse sets; a loader returns X, y, Xt, yt."""
+    from skgd.datasets import load_adult, load_reuters
+
+    return (("SMS tf-idf", load_sms_tfidf), ("reuters", load_reuters), ("adult", load_adult))
+
+
+def marginal_epoch_times(ests, Xs, y, repeats):
+    """The cost of one more epoch of each estimator on its X: (t(25 epochs) -
+    t(5 epochs)) / 20, medians of runs taking turns (a fit's fixed costs cancel)."""
+    lo, hi = EPOCHS
+    fns = [lambda est=est, X=X, n=n: est.set_params(max_iter=n).fit(X, y)
+           for est, X in zip(ests, Xs, strict=True) for n in EPOCHS]
+    times = median_times(fns, repeats)
+    return [(t_hi - t_lo) / (hi - lo) for t_lo, t_hi in zip(times[::2], times[1::2], strict=True)]
+
+
+def mean_score(est, X, y, Xt, yt, seeds=5):
+    """Accuracy on (Xt, yt) after ``EPOCHS[1]`` epochs, the mean over shuffle
+    seeds (one seed's order moves it by about 0.01 on adult)."""
+    return float(np.mean([clone(est).set_params(max_iter=EPOCHS[1], random_state=seed)
+                          .fit(X, y).score(Xt, yt) for seed in range(seeds)]))
+
+
+def per_epoch_rows(workload, rows, peer, y, yt, repeats):
+    """Rows ``(name, estimator, X, Xt, target)`` against ``peer``, SGDClassifier's
+    ``(estimator, X, Xt)``: the marginal epoch (all taking turns), in ms."""
+    entries = [peer] + [row[1:4] for row in rows]
+    t_peer, *times = marginal_epoch_times([e[0] for e in entries], [e[1] for e in entries],
+                                          y, repeats)
+    acc_peer, *accs = [mean_score(est, X, y, Xt, yt) for est, X, Xt in entries]
+    for (name, *_, target), t, acc in zip(rows, times, accs, strict=True):
+        record(workload, name, "SGDClassifier", t, t_peer, acc, acc_peer, unit="ms",
+               target=target)
+
+
+def epoch_cost(repeats):
+    """One shuffled epoch (tol=None, defaults otherwise) on the sparse sets."""
+    for name, loader in text_sets():
+        X, y, Xt, yt = loader()
+        X32, Xt32 = int32_csr(X), int32_csr(Xt)  # SGDClassifier needs int32 indices
+        for loss in ("log_loss", "hinge"):
+            common = dict(loss=loss, tol=None, random_state=0)
+            rows = [(f"skgd bs={bs}", MinibatchSGDClassifier(batch_size=bs, **common), X, Xt, 0.9)
+                    for bs in (1, 32)]
+            rows.append(("lean loop (floor)", LeanSGD(loss=loss), X32, Xt32, None))
+            per_epoch_rows(f"{name} {loss}, 1 epoch", rows, (SGDClassifier(**common), X32, Xt32),
+                           y, yt, 3 * repeats)
+
+
+def defaults_text(repeats):
+    """Whole default ``fit`` (the tol rule) at batch 1 on the sparse sets."""
+    for name, loader in text_sets():
+        real_defaults(name, loader, (1,), 0.9, repeats)
+
+
+def digits_binary():
+    """The 8x8 digits, dense 1797 x 64, as ``digit >= 5``."""
+    from sklearn.datasets import load_digits
+
+    X, digit = load_digits(return_X_y=True)
+    return X, (digit >= 5).astype(np.int64)
+
+
+def digits_options(repeats):
+    """One epoch with averaging and L1 penalties (hinge, alpha=0.01), dense."""
+    X, y = digits_binary()
+    for label, options in (("average", dict(average=True)), ("l1", dict(penalty="l1")),
+                           ("elasticnet + average", dict(penalty="elasticnet", average=True))):
+        common = dict(loss="hinge", alpha=0.01, tol=None, random_state=0, **options)
+        per_epoch_rows(f"digits >= 5, {label}, 1 epoch",
+                       [("skgd bs=1", MinibatchSGDClassifier(**common), X, X, 1.0)],
+                       (SGDClassifier(**common), X, X), y, y, 5 * repeats)
+
+
+def random_search(repeats):
+    """scikit-learn's randomized-search example (``plot_randomized_search.py``):
+    15 candidates x 5 folds on the 3-class digits, hinge + elasticnet; the
+    whole search, and its best cross-validated accuracy."""
+    from scipy import stats
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import RandomizedSearchCV
+
+    X, y = load_digits(n_class=3, return_X_y=True)
+    space = {"average": [True, False], "l1_ratio": stats.uniform(0, 1),
+             "alpha": stats.loguniform(1e-2, 1e0)}
+    common = dict(loss="hinge", penalty="elasticnet", fit_intercept=True, max_iter=5000,
+                  random_state=0)
+    searches = [RandomizedSearchCV(cls(**common), space, n_iter=15, cv=5, random_state=0)
+                for cls in (MinibatchSGDClassifier, SGDClassifier)]
+    # the warm-up run compiles every configuration the search meets
+    t, t_sk = median_times([lambda search=search: search.fit(X, y) for search in searches],
+                           repeats)
+    record("digits 3-class RandomizedSearchCV", "skgd, 75 fits", "SGDClassifier", t, t_sk,
+           searches[0].best_score_, searches[1].best_score_, target=0.9)
+
+
+def lr_grid(repeats):
+    """The 9 learning-rate settings on SMS tf-idf, log_loss, default ``fit`` (tol
+    rule): the total time; each setting's training accuracy is checked, the row
+    shows the setting where skgd is furthest below SGDClassifier."""
+    X, y, _, _ = load_sms_tfidf()
+    X32 = int32_csr(X)
+    settings = [dict(learning_rate=rate, eta0=eta0)
+                for rate in ("constant", "invscaling", "adaptive") for eta0 in (0.01, 0.1, 1.0)]
+    peers = [SGDClassifier(loss="log_loss", random_state=0, **kw) for kw in settings]
+
+    def fit_all(ests, X):
+        for est in ests:
+            est.fit(X, y)
+
+    for bs, target in ((1, 1.0), (32, 0.9)):
+        ours = [MinibatchSGDClassifier(loss="log_loss", batch_size=bs, random_state=0, **kw)
+                for kw in settings]
+        t, t_sk = median_times([lambda: fit_all(ours, X), lambda: fit_all(peers, X32)], repeats)
+        accs = [(est.score(X, y), peer.score(X32, y)) for est, peer in zip(ours, peers, strict=True)]
+        worst = int(np.argmax([acc_peer - acc for acc, acc_peer in accs]))
+        name = f"{settings[worst]['learning_rate']} eta0={settings[worst]['eta0']:g}"
+        record(f"SMS tf-idf lr grid, worst: {name}", f"skgd bs={bs}, 9 fits", "SGDClassifier",
+               t, t_sk, *accs[worst], target=target)
+        print(f"  worst accuracy gap {accs[worst][1] - accs[worst][0]:+.4f} (SGDClassifier - "
+              f"skgd) at {name}; epochs skgd {[est.n_iter_ for est in ours]}, "
+              f"SGDClassifier {[peer.n_iter_ for peer in peers]}", flush=True)
+
+
 def float32_vs_float64(repeats):
     rng = np.random.RandomState(3)
     X = rng.randn(200_000, 100)
@@ -520,6 +691,63 @@ def _python(code, env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cache_env(folder):
+    """Environment variables that put all compiled code in ``folder``: numba's
+    cache and skgd's per-user one (``$XDG_CACHE_HOME/skgd/numba``)."""
+    return {"NUMBA_CACHE_DIR": folder, "XDG_CACHE_HOME": folder}
+
+
+def cache_contents(folder):
+    """The number of compiled objects (``*.nbc``) in ``folder``, and the MB of
+    numba's files there."""
+    files = list(Path(folder).rglob("*.nb[ci]"))
+    return sum(f.suffix == ".nbc" for f in files), sum(f.stat().st_size for f in files) / 2**20
+
+
+# the start of the subprocess snippets: imports, and 1000 x 20 dense data
+SNIPPET_START = """
+    import json, time
+    import numpy as np, scipy.sparse as sp
+    from sklearn.linear_model import SGDClassifier
+    from skgd import MinibatchSGDClassifier
+    rng = np.random.RandomState(0)
+    X = rng.randn(1000, 20); y = (X[:, 0] > 0).astype(int)
+"""
+# the first fit of a new process, after the imports; config "default" also
+# runs with estimator SGDClassifier
+FIRST_FIT = SNIPPET_START + """
+    kw = {{}}
+    if "{config}" == "sparse": X = sp.csr_matrix(X)
+    if "{config}" == "float32": X = X.astype(np.float32)
+    if "{config}" == "log_loss": kw = dict(loss="log_loss")
+    if "{config}" == "multinomial":
+        kw = dict(loss="log_loss", multi_class="multinomial"); y = rng.randint(0, 3, 1000)
+    t = time.perf_counter(); {estimator}(**kw).fit(X, y)
+    print(json.dumps(time.perf_counter() - t))
+"""
+# 24 small fits: 3 losses x 4 penalty / averaging options x (batch 1 on dense
+# X, batch 32 on CSR X), timed after the imports
+CONFIG_LOOP = SNIPPET_START + """
+    Xs = sp.csr_matrix(np.where(X > 1.0, X, 0.0))
+    options = ({{}}, dict(penalty="elasticnet"), dict(average=True),
+               dict(penalty="l1", average=True))
+    t = time.perf_counter()
+    for loss in ("hinge", "log_loss", "modified_huber"):
+        for kw in options:
+            for batch_size, data in ((1, X), (32, Xs)):
+                est = {estimator}(loss=loss, max_iter=5, tol=None, **kw)
+                if "batch_size" in est.get_params():
+                    est.set_params(batch_size=batch_size)
+                est.fit(data, y)
+    print(json.dumps(time.perf_counter() - t))
+"""
+
+
+def first_fit(config, estimator="MinibatchSGDClassifier", env=None):
+    """Seconds of the first ``fit`` of a new process (``FIRST_FIT``)."""
+    return _python(FIRST_FIT.format(config=config, estimator=estimator), env)
+
+
 def cold_start(repeats):
     t_import = np.median([_python("""
         import json, time
@@ -534,29 +762,13 @@ def cold_start(repeats):
     # The first fit of a new process, per configuration: with an empty
     # compile cache (each configuration compiles; the ones before it in this
     # loop have filled the shared helpers), then after `python -m skgd.compile`.
-    first_fit = """
-        import json, time
-        import numpy as np, scipy.sparse as sp
-        from skgd import MinibatchSGDClassifier
-        rng = np.random.RandomState(0)
-        X = rng.randn(1000, 20); y = (X[:, 0] > 0).astype(int)
-        kw = {{}}
-        if "{config}" == "sparse": X = sp.csr_matrix(X)
-        if "{config}" == "float32": X = X.astype(np.float32)
-        if "{config}" == "log_loss": kw = dict(loss="log_loss")
-        if "{config}" == "multinomial":
-            kw = dict(loss="log_loss", multi_class="multinomial"); y = rng.randint(0, 3, 1000)
-        t = time.perf_counter(); MinibatchSGDClassifier(**kw).fit(X, y)
-        print(json.dumps(time.perf_counter() - t))
-    """
     configs = ("default", "sparse", "float32", "log_loss", "multinomial")
     with tempfile.TemporaryDirectory() as cold, tempfile.TemporaryDirectory() as compiled:
         subprocess.run([sys.executable, "-m", "skgd.compile"], check=True, capture_output=True,
-                       env={**os.environ, "NUMBA_CACHE_DIR": compiled})
+                       env={**os.environ, **cache_env(compiled)})
         for config in configs:
-            code = first_fit.format(config=config)
-            t_empty = _python(code, {"NUMBA_CACHE_DIR": cold})
-            t_warm = np.median([_python(code, {"NUMBA_CACHE_DIR": compiled})
+            t_empty = first_fit(config, env=cache_env(cold))
+            t_warm = np.median([first_fit(config, env=cache_env(compiled))
                                 for _ in range(repeats)])
             record(f"cold start: first fit, {config}", "after skgd.compile",
                    "empty compile cache", t_warm, t_empty,
@@ -564,6 +776,27 @@ def cold_start(repeats):
             print(f"  {config}: empty cache {t_empty:.2f} s (target "
                   f"{'3 s' if config == 'default' else '3 s more'}), "
                   f"after skgd.compile {t_warm:.2f} s", flush=True)
+
+
+def compile_cost(repeats):
+    """Compilation in new processes, each group of them with an empty compile
+    cache of its own; SGDClassifier's times are the same code in a new process."""
+    with tempfile.TemporaryDirectory() as loop_cache, tempfile.TemporaryDirectory() as fit_cache:
+        t_loop = _python(CONFIG_LOOP.format(estimator="MinibatchSGDClassifier"),
+                         cache_env(loop_cache))
+        t_loop_sk = _python(CONFIG_LOOP.format(estimator="SGDClassifier"))
+        n_objects, size = cache_contents(loop_cache)
+        record("compile: 24 configurations, empty cache",
+               f"skgd ({n_objects} .nbc, {size:.1f} MB)", "SGDClassifier", t_loop, t_loop_sk,
+               target="12 s")
+        t_sk = np.median([first_fit("default", "SGDClassifier") for _ in range(repeats)])
+        t_empty = first_fit("default", env=cache_env(fit_cache))
+        record("compile: first default fit, empty cache", "skgd", "SGDClassifier", t_empty, t_sk,
+               target="2.5 s")
+        t_warm = np.median([first_fit("default", env=cache_env(fit_cache))
+                            for _ in range(repeats)])
+        record("compile: first default fit, warm cache", "skgd, new process", "SGDClassifier",
+               t_warm, t_sk, unit="ms", target="50 ms")
 
 
 def peak_memory(repeats):
@@ -647,7 +880,7 @@ def dask_data_parallel(repeats):
           f"Incremental {times[('inc', 1)] / times[('inc', 2)]:.2f}x")
 
 
-WORKLOADS = {  # the engine-cost issue's targets, run by default
+WORKLOADS = {  # the targets of the engine-cost issue and of issue 24, run by default
     "reuters": reuters,
     "adult": adult,
     "stream_width": stream_width,
@@ -657,6 +890,13 @@ WORKLOADS = {  # the engine-cost issue's targets, run by default
     "sparse": sparse_text,
     "streaming": streaming,
     "predict": predict,
+    # issue 24, sparse text at full speed
+    "epoch": epoch_cost,
+    "defaults_text": defaults_text,
+    "digits_options": digits_options,
+    "random_search": random_search,
+    "lr_grid": lr_grid,
+    "compile": compile_cost,
 }
 DEFAULT = list(WORKLOADS)
 WORKLOADS.update({  # extras, run only when named (or with --only all)
