@@ -710,29 +710,70 @@ def passive_aggressive_step(schedule, c, loss, sq_norm):
 
 
 @numba.njit(**_JIT)
-def learning_rate(hyper, t):
-    """Per-sample learning rate at sample count ``t`` (see skgd.schedules)."""
-    schedule = hyper[H_SCHEDULE]
-    if schedule == OPTIMAL:
-        return 1.0 / (hyper[H_ALPHA] * (hyper[H_OPTIMAL_INIT] + t - 1.0))
-    if schedule == INVSCALING:
-        return hyper[H_ETA0] / t ** hyper[H_POWER_T]
-    if schedule == AUTO:  # set per batch by the pass (auto_rate); unknown here: the cap's
-        return np.inf
-    return hyper[H_ETA0]  # constant, adaptive (the driver lowers eta0), PA (decay rate)
+def schedule_params(hyper):
+    """The schedule's fields of ``hyper`` as a tuple (kept in registers by a
+    pass: ``(schedule, alpha, eta0, power_t, optimal_init)``)."""
+    return (hyper[H_SCHEDULE], hyper[H_ALPHA], hyper[H_ETA0], hyper[H_POWER_T],
+            hyper[H_OPTIMAL_INIT])
 
 
 @numba.njit(**_JIT)
-def minibatch_step(rate, m, curv_full, curv_max, floor):
-    """Step size of a batch of ``m`` rows: ``m * rate`` (linear scaling),
-    capped at ``1 / (curv_full + curv_max / m)`` when ``curv_max > 0``; with
-    ``floor``, never below one per-sample step ``rate``."""
-    eta = m * rate
+def schedule_rate(params, t):
+    """Per-sample learning rate at sample count ``t`` (see skgd.schedules) of
+    the :func:`schedule_params` ``params``."""
+    schedule, alpha, eta0, power_t, optimal_init = params
+    if schedule == OPTIMAL:
+        return 1.0 / (alpha * (optimal_init + t - 1.0))
+    if schedule == INVSCALING:
+        return eta0 / t ** power_t
+    if schedule == AUTO:  # set per batch by the pass (auto_rate); unknown here: the cap's
+        return np.inf
+    return eta0  # constant, adaptive (the driver lowers eta0), PA (decay rate)
+
+
+@numba.njit(**_JIT)
+def learning_rate(hyper, t):
+    """Per-sample learning rate at sample count ``t`` (see skgd.schedules)."""
+    return schedule_rate(schedule_params(hyper), t)
+
+
+@numba.njit(**_JIT)
+def step_cap(curv_full, curv_max, m):
+    """The longest step a batch of ``m`` rows may take, ``1 / (curv_full +
+    curv_max / m)``; ``inf`` (no cap) when ``curv_max`` is 0."""
     if curv_max > 0.0:
-        eta = min(eta, 1.0 / (curv_full + curv_max / m))
+        return 1.0 / (curv_full + curv_max / m)
+    return np.inf
+
+
+@numba.njit(**_JIT)
+def step_caps(hyper, m, clip_factor=1.0):
+    """The :func:`step_cap` of the weights and of the intercepts for a batch of
+    ``m`` rows whose gradient was clipped by ``clip_factor``."""
+    return (step_cap(clip_factor * hyper[H_CURV_FULL], clip_factor * hyper[H_CURV_MAX], m),
+            step_cap(clip_factor * hyper[H_CURV_B_FULL], clip_factor * hyper[H_CURV_B_MAX], m))
+
+
+@numba.njit(**_JIT)
+def minibatch_step(rate, m, cap, floor):
+    """Step size of a batch of ``m`` rows: ``m * rate`` (linear scaling),
+    at most ``cap`` (:func:`step_cap`); with ``floor``, a capped step is
+    never below one per-sample step ``rate``."""
+    eta = m * rate
+    if cap < np.inf:
+        eta = min(eta, cap)
         if floor:
             eta = max(eta, rate)
     return eta
+
+
+@numba.njit(**_JIT)
+def batch_steps(rate, m, caps, floor, intercept_decay):
+    """Step sizes ``(eta, eta_b)`` of the weights and the intercepts of a
+    batch of ``m`` rows at the per-sample ``rate``, under ``caps``
+    (:func:`step_caps`), the intercepts' damped by ``intercept_decay``."""
+    return (minibatch_step(rate, m, caps[0], floor),
+            minibatch_step(rate, m, caps[1], floor) * intercept_decay)
 
 
 @numba.njit(**_JIT)
@@ -748,12 +789,8 @@ def step_sizes(hyper, t, m, clip_factor=1.0, rate=-1.0):
     ('auto' measures it per batch: :func:`auto_rate`)."""
     if rate < 0.0:
         rate = learning_rate(hyper, t + 0.5 * (m - 1))
-    floor = hyper[H_CAP_FLOOR] != 0.0
-    eta = minibatch_step(rate, m, clip_factor * hyper[H_CURV_FULL],
-                         clip_factor * hyper[H_CURV_MAX], floor)
-    eta_b = minibatch_step(rate, m, clip_factor * hyper[H_CURV_B_FULL],
-                           clip_factor * hyper[H_CURV_B_MAX], floor)
-    return eta, eta_b * hyper[H_INTERCEPT_DECAY]
+    return batch_steps(rate, m, step_caps(hyper, m, clip_factor), hyper[H_CAP_FLOOR] != 0.0,
+                       hyper[H_INTERCEPT_DECAY])
 
 
 @numba.njit(**_JIT)

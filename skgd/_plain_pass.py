@@ -59,6 +59,11 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
     weight_pos = out_weight[0, 1]
     averaging = average_start < np.inf
     with_l1 = l1 > 0.0
+    # the schedule and the step caps, in registers for the pass
+    schedule = K.schedule_params(hyper)
+    caps = K.step_caps(hyper, batch)
+    floor = hyper[K.H_CAP_FLOOR] != 0.0
+    intercept_decay = hyper[K.H_INTERCEPT_DECAY]
 
     derivs = np.empty((min(batch, n_rows), 1))
     touched = np.empty(batch_cap if with_l1 else 0, dtype=np.int64)
@@ -83,7 +88,10 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
 
     for start in range(0, n_rows, batch):
         m = K.batch_length(per_sample, batch, n_rows - start)
-        eta, eta_b = K.step_sizes(hyper, t, m)
+        if m != batch:  # the short batch at the end of the pass
+            caps = K.step_caps(hyper, m)
+        rate = K.schedule_rate(schedule, t + 0.5 * (m - 1))
+        eta, eta_b = K.batch_steps(rate, m, caps, floor, intercept_decay)
 
         # 1. Loss derivatives at the current weights.
         batch_counted = 0.0

@@ -10,8 +10,13 @@ configurations it covers::
     python -m skgd.compile            # the common configurations
     python -m skgd.compile --list     # what they are
 
-Other configurations (clipping, momentum, averaging, penalties other than
-L2, user losses) still compile on their first use.
+A binary or regression model compiles one pass per loss, layout and batch
+kind (one row per step or minibatches): averaging, L1 and elastic net, class
+weights and every schedule but 'auto' and passive-aggressive are run-time
+choices of that pass, so the configurations here cover them. 'auto' is
+covered for binary models too. Still compiled on their first use: clipping,
+momentum, passive-aggressive steps, and averaging or L1 with more than two
+classes, and user losses.
 """
 
 import argparse
@@ -45,6 +50,9 @@ def configurations():
                 batch_size=batch_size, max_iter=1, tol=None), layout, False))
             configs.append(("regressor squared_error", MinibatchSGDRegressor(
                 batch_size=batch_size, max_iter=1, tol=None), layout, False))
+            configs.append(("classifier hinge, learning_rate='auto'", MinibatchSGDClassifier(
+                learning_rate="auto", batch_size=batch_size, max_iter=1, tol=None), layout,
+                False))
     for loss in ("hinge", "log_loss"):
         configs.append((f"classifier {loss}", MinibatchSGDClassifier(loss=loss), "sparse", True))
     return configs

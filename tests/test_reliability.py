@@ -812,9 +812,10 @@ def test_compiled_pass_releases_the_gil(monkeypatch):
     attempt is 30 passes, and there are five attempts, in case a loaded
     machine did not schedule the main thread during any of them.
     """
-    from skgd import _engine, _kernels
+    from skgd import _engine, _kernels, _plain_pass
 
     assert _kernels.sgd_pass.targetoptions.get("nogil") is True
+    assert _plain_pass.plain_pass.targetoptions.get("nogil") is True
 
     inside = threading.Event()
     real = _engine.run_pass
