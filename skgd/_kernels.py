@@ -50,8 +50,10 @@ row before the row's step (undone newest first, so it needs no per-column
 marks). Only momentum (every weight moves with its velocity) and folding the
 lazy scale touch every weight.
 
-(Everything ``sgd_pass`` calls lives in this file: numba's disk cache only
-sees changes to the file of the function it caches.)
+(``sgd_pass`` compiles in code of other skgd files, such as the built-in
+losses of ``skgd/losses.py``: its disk cache, like every skgd function's,
+is stamped with a digest of all of skgd's sources, so an edit anywhere in
+skgd recompiles it; see ``skgd._numba_cache``.)
 """
 
 import numba

@@ -1,4 +1,5 @@
-"""Where numba keeps skgd's compiled code, and what happens when it is damaged.
+"""Where numba keeps skgd's compiled code, when it is stale, and what happens
+when it is damaged.
 
 **Location.** numba keeps compiled code on disk (``cache=True``), by default
 in a ``__pycache__`` folder next to the source. For an installed skgd that
@@ -7,8 +8,43 @@ the leftover ``site-packages/skgd/`` folder then shadows an editable
 install (``import skgd`` finds an empty namespace package). skgd's own
 functions are therefore cached in a per-user folder instead,
 :func:`user_cache_dir` (``~/.cache/skgd/numba`` on Linux), unless
-``NUMBA_CACHE_DIR`` is set, which numba then uses as usual. Other
-libraries' numba functions keep numba's own locations.
+``NUMBA_CACHE_DIR`` is set: then in the folder of that directory where
+numba's own locator (``UserProvidedCacheLocator``) would put them. Other
+libraries' numba functions keep numba's own locations. (With
+``NUMBA_CACHE_LOCATOR_CLASSES`` set, numba ignores the locator list this
+module extends, and all of this is numba's own.)
+
+**Staleness.** numba stamps a function's cache index with the hash of the
+one file that defines the function, and discards the index (recompiles)
+when that stamp differs. But ``skgd._kernels.sgd_pass`` compiles in code of
+other files: the built-in losses of ``skgd/losses.py`` are inlined into the
+loop, constants come from ``skgd/schedules.py``, overloads of
+``skgd/_kernels.py`` are stamped by that file only, and so on. With numba's
+stamp, an edit of ``_dhinge`` in ``losses.py`` (or a new skgd release whose
+``_kernels.py`` is unchanged) kept serving the old machine code, in both
+cache locations. skgd's functions are therefore stamped with
+:func:`source_stamp`: one digest of every ``.py`` file of the skgd package.
+Any change to skgd's sources makes every cached function of skgd stale, so
+whatever compiled code reaches in skgd is covered without tracking which
+function inlines which; the price is a recompile after an edit that did
+not need one (a few seconds per configuration, once).
+
+The stamp hashes the files' contents, not their ``(mtime, size)``, for
+two reasons. An ``(mtime, size)`` stamp can call changed sources fresh: an
+edit can keep the size (``1.0`` to ``2.0``), and copies that keep mtimes
+(``cp -p``, ``rsync -a``, unpacking a tar archive such as an sdist, which
+pip does with the archive's mtimes), coarse file-system clocks (FAT's 2 s)
+and builds that pin every mtime to one ``SOURCE_DATE_EPOCH`` can leave the
+mtime unchanged too. And it calls unchanged sources stale: pip writes an
+installed file's mtime at install time, so every reinstall of the same
+release (and a ``git checkout`` back and forth) would recompile every
+configuration, where a digest keeps the cache. (numba's own stamp, of the
+defining file only, was its ``(mtime, size)`` in older releases and is a
+hash of its content in recent ones.) Hashing about 300 kB of source costs
+about a millisecond, once per process: the stamp is computed when skgd
+first imports this module (:func:`install`), so it describes the sources
+as they were imported, which is what the process compiles, even if the
+files change while it runs.
 
 **Damage.** Damaged numba cache files of skgd's own functions are recompiled,
 not fatal.
@@ -22,7 +58,9 @@ as a cache miss instead: the function's cache files are removed, a
 files. Other libraries' numba functions are left to numba's own handling.
 """
 
+import functools
 import glob
+import hashlib
 import os
 import sys
 import warnings
@@ -85,6 +123,47 @@ def user_cache_dir():
     return os.path.join(base, "skgd", "numba")
 
 
+@functools.cache
+def source_stamp():
+    """The freshness stamp of every cached skgd function: a SHA-256 digest of
+    the relative path and content of every ``.py`` file of the skgd package
+    (subpackages included), computed once per process; None if there are
+    none (sources not on disk: numba's own stamp is used then).
+
+    A cache index of an skgd function written under another stamp is
+    discarded by numba (``IndexDataCacheFile._load_index``) and the function
+    compiled afresh. The digest is a ``str`` tagged ``skgd-sources:``, never
+    equal to a stamp numba's own locators write (bytes, or a tuple in older
+    numba), so an index that numba wrote in the same ``NUMBA_CACHE_DIR``
+    folder, with the same file names, is stale to skgd rather than trusted.
+    """
+    root = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    hashed = 0
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")  # walk in order
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, root).replace(os.sep, "/")
+            try:
+                with open(path, "rb") as f:
+                    content = f.read()
+            except OSError:
+                content = b"<unreadable>"
+            # the path and the length delimit each file's share of the digest
+            digest.update(f"{relative}\0{len(content)}\0".encode())
+            digest.update(content)
+            hashed += 1
+    return "skgd-sources:" + digest.hexdigest() if hashed else None
+
+
+def _cache_root():
+    """The folder under which skgd's compiled code is cached: ``NUMBA_CACHE_DIR``
+    when it is set (read at run time, as numba does), else
+    :func:`user_cache_dir`."""
+    return config.CACHE_DIR or user_cache_dir()
+
+
 def _user_cache_locator():
     """A numba cache locator class for skgd's functions (built from numba's
     own locator classes, which are not public: None if they change)."""
@@ -94,30 +173,47 @@ def _user_cache_locator():
         return None
 
     class SkgdUserCacheLocator(*bases):
-        """skgd's functions, cached in :func:`user_cache_dir`."""
+        """skgd's functions, cached in :func:`user_cache_dir` (or under
+        ``NUMBA_CACHE_DIR``) and stamped with :func:`source_stamp`.
+
+        With ``NUMBA_CACHE_DIR`` set, the cache path is the one numba's
+        ``UserProvidedCacheLocator`` gives (``NUMBA_CACHE_DIR`` joined with
+        ``get_suitable_cache_subpath`` of the defining file): skgd's
+        functions stay where users of that variable expect them, but with
+        skgd's stamp, which numba's own locator would not use.
+        """
 
         def __init__(self, py_func, py_file):
             self._py_file = py_file
             self._lineno = py_func.__code__.co_firstlineno
-            self._cache_path = os.path.join(user_cache_dir(),
+            self._cache_path = os.path.join(_cache_root(),
                                             self.get_suitable_cache_subpath(py_file))
 
         def get_cache_path(self):
             return self._cache_path
 
+        def get_source_stamp(self):
+            # numba's stamp covers the defining file only; compiled code of
+            # skgd reaches (inlines) other skgd files: stamp them all.
+            stamp = source_stamp()
+            return stamp if stamp is not None else super().get_source_stamp()
+
         @classmethod
         def from_function(cls, py_func, py_file):
-            if config.CACHE_DIR or not getattr(py_func, "__module__", "").startswith(_PACKAGE):
-                return None  # NUMBA_CACHE_DIR, or not skgd's: numba's own locators
-            # None when the folder cannot be made or written: numba's defaults
+            if not getattr(py_func, "__module__", "").startswith(_PACKAGE):
+                return None  # not skgd's: numba's own locators
+            # None when the file is not on disk (a frozen application) or the
+            # folder cannot be made or written: numba's defaults
             return super().from_function(py_func, py_file)
 
     return SkgdUserCacheLocator
 
 
 def install():
-    """Cache skgd's functions per user, and guard numba's cache loading and
-    saving (idempotent)."""
+    """Cache skgd's functions per user (or under ``NUMBA_CACHE_DIR``), stamped
+    with the digest of all of skgd's sources, and guard numba's cache loading
+    and saving (idempotent)."""
+    source_stamp()  # the sources as imported: before any function is compiled
     locators = getattr(caching, "CacheImpl", None)
     locators = getattr(locators, "_locator_classes", None)
     if isinstance(locators, list) and not any(

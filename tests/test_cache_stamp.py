@@ -1,0 +1,105 @@
+"""The on-disk compile cache of skgd's functions is stale as soon as any
+skgd source file changes, not only the file that defines the function.
+
+``skgd._kernels.sgd_pass`` inlines the built-in losses of ``skgd/losses.py``
+(and code of other skgd modules): numba's own stamp, the defining file's
+hash, missed an edit there and kept serving the old machine code. Each case
+copies the package, fits in a fresh process with an isolated cache (the
+per-user cache under ``XDG_CACHE_HOME``, or ``NUMBA_CACHE_DIR``), refits
+with the cache unchanged (it must be reused), edits ``_dhinge`` in the
+copy's ``losses.py`` and refits (the model must change, and equal a fit
+from an emptied cache).
+
+SLOW: three of the four fits compile the pass (10-30 s each).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+FIT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import skgd
+    from skgd import MinibatchSGDClassifier
+    from skgd import _kernels
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    y = (X[:, 0] + 0.3 * rng.randn(40) > 0).astype(int)
+    clf = MinibatchSGDClassifier(loss="hinge", random_state=0, max_iter=5, tol=None,
+                                 shuffle=False).fit(X, y)
+    stats = _kernels.sgd_pass.stats
+    print(json.dumps({
+        "file": skgd.__file__,
+        "coef": clf.coef_.ravel().tolist() + clf.intercept_.tolist(),
+        "cache_path": stats.cache_path,
+        "hits": sum(stats.cache_hits.values()),
+        "misses": sum(stats.cache_misses.values()),
+    }))
+""")
+
+DHINGE = "    return -y if p * y <= threshold else 0.0\n"
+DHINGE_TWICE = "    return -2.0 * y if p * y <= threshold else 0.0\n"
+
+
+def _fit(src, cache, where):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(src)
+    env["XDG_CACHE_HOME" if where == "user" else "NUMBA_CACHE_DIR"] = str(cache)
+    proc = subprocess.run([sys.executable, "-c", FIT], cwd=src.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(result["file"]) == src / "skgd" / "__init__.py", result["file"]
+    assert Path(result["cache_path"]).is_relative_to(cache), result["cache_path"]
+    return result
+
+
+def _index_files(cache):
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in cache.rglob("*.nbi")}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the per-user case sets XDG_CACHE_HOME")
+@pytest.mark.parametrize("where", ["user", "NUMBA_CACHE_DIR"])
+def test_editing_an_inlined_source_file_invalidates_the_cache(where, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "skgd", src / "skgd",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+
+    first = _fit(src, cache, where)
+    assert first["misses"] >= 1 and first["hits"] == 0, first
+    indexes = _index_files(cache)
+    assert indexes, "nothing was cached"
+
+    # Unchanged sources: the cache is used as it is (not an "always recompile" stamp).
+    again = _fit(src, cache, where)
+    assert again["hits"] >= 1 and again["misses"] == 0, again
+    assert again["coef"] == first["coef"]
+    assert _index_files(cache) == indexes, "an unchanged source rewrote the cache index"
+
+    losses = src / "skgd" / "losses.py"
+    text = losses.read_text()
+    assert text.count(DHINGE) == 1, "_dhinge's body moved: update this test"
+    losses.write_text(text.replace(DHINGE, DHINGE_TWICE))
+
+    edited = _fit(src, cache, where)
+    assert edited["misses"] >= 1 and edited["hits"] == 0, edited
+    assert edited["coef"] != first["coef"], "the edit of losses.py was not compiled in"
+
+    shutil.rmtree(cache)
+    cache.mkdir()
+    fresh = _fit(src, cache, where)
+    assert fresh["misses"] >= 1 and fresh["hits"] == 0, fresh
+    assert edited["coef"] == fresh["coef"]
