@@ -68,6 +68,16 @@ def _sum_of_squares(v):
     return np.einsum("i,i->", flat, flat)
 
 
+def _diverged(epoch, what):
+    """The message of a run that diverged: scikit-learn's words first (code
+    matches on them), then what happened and what else may help."""
+    return (
+        f"Floating-point under-/overflow occurred at epoch #{epoch}. Scaling input data "
+        f"with StandardScaler or MinMaxScaler might help. Training diverged: {what}; "
+        "lowering eta0 or setting clip_norm may help too."
+    )
+
+
 def _check_weight_magnitude(weights, name):
     """Refuse weights so large that weighted gradients overflow float64."""
     if not np.isfinite(_sum_of_squares(np.asarray(weights, dtype=np.float64))):
@@ -594,22 +604,13 @@ class BaseMinibatchSGD(BaseEstimator):
         that grew by ten orders of magnitude in one pass while staying finite.
         """
         if not (math.isfinite(objective) and state.is_finite(full=full)):
-            # scikit-learn's words first: code may match on them
-            raise ValueError(
-                f"Floating-point under-/overflow occurred at epoch #{epoch}. Training "
-                f"diverged at epoch {epoch}: the weights or the loss are no longer "
-                "finite. Scale the features (e.g. StandardScaler), lower eta0, or set "
-                "clip_norm."
-            )
+            raise ValueError(_diverged(epoch, "the weights or the loss are no longer finite"))
         if norm_before:
             norm = state.squared_norm()
             growth = norm / norm_before
             if growth > _EXPLOSION and norm > _EXPLOSION:
-                raise ValueError(
-                    f"Training diverged at epoch {epoch}: the weights grew by a factor of "
-                    f"{np.sqrt(growth):.3g} in one pass. Scale the features (e.g. "
-                    "StandardScaler), lower eta0, or set clip_norm."
-                )
+                raise ValueError(_diverged(
+                    epoch, f"the weights grew by a factor of {np.sqrt(growth):.3g} in one pass"))
 
     def _run_epochs(self, X, Y, sample_weight, state, plan, *, rows, max_epochs,
                     validation=None, out_weight=None):
@@ -827,9 +828,11 @@ class BaseMinibatchSGD(BaseEstimator):
                 "change validation_fraction, or disable early_stopping."
             )
         if not np.any(sample_weight[val] > 0):
+            # scikit-learn's words, then which parameters decide the split
             raise ValueError(
                 "The sample weights for validation set are all zero, consider using a "
-                "different random state (random_state) or validation_fraction."
+                "different random state. (random_state and validation_fraction decide "
+                "the split.)"
             )
         return np.sort(train).astype(np.int64), np.sort(val)
 

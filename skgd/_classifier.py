@@ -398,11 +398,14 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         if self.class_weight is None:
             return None
         if self.class_weight == "balanced" and for_partial_fit:
+            # scikit-learn's words, exactly: code may match on them
             raise ValueError(
-                "class_weight 'balanced' is not supported for partial_fit: the "
-                "stream's class frequencies are unknown. Compute the weights with "
-                "sklearn.utils.class_weight.compute_class_weight on a sample and "
-                "pass them as a dict."
+                "class_weight 'balanced' is not supported for partial_fit. In order to "
+                "use 'balanced' weights, use compute_class_weight('balanced', "
+                "classes=classes, y=y). In place of y you can use a large enough sample "
+                "of the full training set target to properly estimate the class "
+                "frequency distributions. Pass the resulting weights as the "
+                "class_weight parameter."
             )
         weights = compute_class_weight(self.class_weight, classes=classes, y=y)
         bad = ~np.isfinite(weights) | (weights < 0)
