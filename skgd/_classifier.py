@@ -79,7 +79,11 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         Exponent of 'invscaling'.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (stratified) and stop when
-        its accuracy stops improving.
+        its accuracy stops improving. Unlike scikit-learn, which keeps the
+        last epoch's weights, the model published (and what ``partial_fit``
+        or a warm start go on from) is the whole training state of the epoch
+        whose model scored best on the validation set (the later one of
+        equal scores).
     validation_fraction : float, default=0.1
         Size of the validation split.
     n_iter_no_change : int, default=5
@@ -139,9 +143,13 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     intercept_ : ndarray of shape (1,) or (n_classes,)
     classes_ : ndarray of shape (n_classes,)
     n_iter_ : int
-        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+        Epochs run by the last ``fit`` (1 after ``partial_fit``); with
+        ``early_stopping``, the epochs after the best one included, as in
+        scikit-learn.
     t_ : float
-        Samples seen + 1 (scikit-learn's convention).
+        Samples seen + 1 (scikit-learn's convention) by the published model:
+        with ``early_stopping``, by its best epoch (``best_epoch *
+        n_train_rows + 1``), whose state it is.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only when X has string column names.
@@ -152,9 +160,13 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         run is scikit-learn's per-sample algorithm); summed over the classes
         of a one-vs-rest model, a stopped class counting its last value.
     validation_scores_ : list of float
-        Validation accuracy per epoch (with ``early_stopping``).
+        Validation accuracy of the model after each epoch run (with
+        ``early_stopping``; one-vs-rest classes that had stopped counted as
+        they stopped). The published model is that of the last epoch with
+        the highest score.
     best_score_ : float
-        Best validation accuracy (with ``early_stopping``).
+        ``max(validation_scores_)``: the published model's validation
+        accuracy (with ``early_stopping``).
 
     See Also
     --------
@@ -386,11 +398,14 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         if self.class_weight is None:
             return None
         if self.class_weight == "balanced" and for_partial_fit:
+            # scikit-learn's words, exactly: code may match on them
             raise ValueError(
-                "class_weight 'balanced' is not supported for partial_fit: the "
-                "stream's class frequencies are unknown. Compute the weights with "
-                "sklearn.utils.class_weight.compute_class_weight on a sample and "
-                "pass them as a dict."
+                "class_weight 'balanced' is not supported for partial_fit. In order to "
+                "use 'balanced' weights, use compute_class_weight('balanced', "
+                "classes=classes, y=y). In place of y you can use a large enough sample "
+                "of the full training set target to properly estimate the class "
+                "frequency distributions. Pass the resulting weights as the "
+                "class_weight parameter."
             )
         weights = compute_class_weight(self.class_weight, classes=classes, y=y)
         bad = ~np.isfinite(weights) | (weights < 0)

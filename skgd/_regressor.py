@@ -53,7 +53,9 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
     power_t : float, default=0.25
         Exponent of 'invscaling'.
     early_stopping : bool, default=False
-        Stop when the R^2 on a held-out split stops improving.
+        Stop when the R^2 on a held-out split stops improving, and publish
+        the training state of the epoch with the best R^2 (the later one of
+        equal scores), where scikit-learn keeps its last epoch's.
     validation_fraction : float, default=0.1
         Size of that split.
     n_iter_no_change : int, default=5
@@ -84,7 +86,11 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
     coef_ : ndarray of shape (n_features,)
     intercept_ : ndarray of shape (1,)
     n_iter_ : int
+        Epochs run by the last ``fit`` (1 after ``partial_fit``); with
+        ``early_stopping``, the epochs after the best one included.
     t_ : float
+        Samples seen + 1 by the published model: with ``early_stopping``, by
+        its best epoch.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
     loss_curve_ : list of float
@@ -93,8 +99,11 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         weights the row saw (weighted by sample weight unless the run is
         scikit-learn's per-sample algorithm).
     validation_scores_ : list of float
-        Validation R^2 per epoch (with ``early_stopping``).
+        Validation R^2 of the model after each epoch run (with
+        ``early_stopping``); the published model is that of the last epoch
+        with the highest.
     best_score_ : float
+        ``max(validation_scores_)``: the published model's validation R^2.
 
     See Also
     --------

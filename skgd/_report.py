@@ -17,9 +17,11 @@ def epoch_line(epoch, objective, state, eta, elapsed, validation_score=None):
     return line
 
 
-def stop_line(n_iter, elapsed, *, converged, tol, patience, early_stopping, class_epochs=None):
+def stop_line(n_iter, elapsed, *, converged, tol, patience, early_stopping, class_epochs=None,
+              best_epoch=None):
     """Why training stopped, in scikit-learn's words where it has them
-    ("Convergence after N epochs took T seconds")."""
+    ("Convergence after N epochs took T seconds"), and (with early stopping)
+    the epoch whose model is kept."""
     if converged:
         watched = "validation score" if early_stopping else "training objective"
         line = (f"Convergence after {n_iter} epochs took {elapsed:.2f} seconds: the "
@@ -31,4 +33,6 @@ def stop_line(n_iter, elapsed, *, converged, tol, patience, early_stopping, clas
                 "before converging (see the ConvergenceWarning)")
     if class_epochs is not None and len(set(class_epochs)) > 1:
         line += f"; the classes stopped after {list(class_epochs)} epochs"
+    if best_epoch is not None:
+        line += f"; kept the model of epoch {best_epoch}, the best validation score"
     return line + "."

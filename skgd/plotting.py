@@ -6,11 +6,26 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = ["LossCurveDisplay"]
 
 
+def _pyplot(caller):
+    """``matplotlib.pyplot``, or an ImportError naming skgd's extra that
+    installs it (as scikit-learn's displays name matplotlib; a bare
+    ModuleNotFoundError would not say how to get it)."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            f'{caller} requires matplotlib. You can install it with pip install "skgd[plot]" '
+            "(or pip install matplotlib)."
+        ) from exc
+    return plt
+
+
 class LossCurveDisplay:
     """The training objective per epoch, and validation scores if recorded.
 
     Build it with :meth:`from_estimator`; ``plot`` draws it. Requires
-    matplotlib (``pip install skgd[plot]``).
+    matplotlib (``pip install "skgd[plot]"``); without it, ``plot`` raises
+    an ImportError that says so.
 
     Parameters
     ----------
@@ -90,7 +105,7 @@ class LossCurveDisplay:
         -------
         self : LossCurveDisplay
         """
-        import matplotlib.pyplot as plt
+        plt = _pyplot(type(self).__name__)
         from matplotlib.ticker import MaxNLocator
 
         if ax is None:

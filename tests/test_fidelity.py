@@ -20,7 +20,7 @@ from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _engine
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _base, _engine
 
 
 def _standardised(loader):
@@ -122,9 +122,11 @@ def test_early_stopping_differs_only_by_scikit_learns_validation_weights(monkeyp
     """scikit-learn scores its validation set, during training, with the
     weight array *without* its lazy L2 scale (``weights.base`` of the
     ``WeightVector``), so its early-stopping decisions are taken on other
-    weights than the model's. skgd scores the model itself. Scoring the
-    unscaled weights as scikit-learn does gives its models exactly: the
-    per-class validation rule is the same."""
+    weights than the model's. skgd scores the model itself, and publishes
+    the model of its best validation epoch where scikit-learn publishes its
+    last. Scoring the unscaled weights as scikit-learn does, and keeping the
+    last epoch, gives its models exactly: the per-class validation rule is
+    the same."""
     X, y = DATA["digits"]()
     kw = dict(early_stopping=True)
     peer, ours = _both("digits", SGDClassifier, MinibatchSGDClassifier, **kw)
@@ -134,6 +136,7 @@ def test_early_stopping_differs_only_by_scikit_learns_validation_weights(monkeyp
         return _engine._dot(X, state.coef) + state.intercept
 
     monkeypatch.setattr(MinibatchSGDClassifier, "_state_scores", unscaled_scores)
+    monkeypatch.setattr(_base._BestEpoch, "see", lambda *args: None)
     ours = MinibatchSGDClassifier(shuffle=False, random_state=0, **kw).fit(X, y)
     _assert_same_model(peer, ours)
 
@@ -264,28 +267,54 @@ def test_errors_keep_scikit_learns_words(fit_kw, binary):
         assert phrase in _fit_error(cls(), X, y, **fit_kw)
 
 
+# scikit-learn's messages that its users match on (issue 23); each test also
+# checks that scikit-learn still says them
+ZERO_VALIDATION_WEIGHTS = re.escape(
+    "The sample weights for validation set are all zero, consider using a different "
+    "random state.")
+OVERFLOW = (r"Floating-point under-/overflow occurred at epoch #\d+\. Scaling input data "
+            r"with StandardScaler or MinMaxScaler might help\.")
+BALANCED_IN_PARTIAL_FIT = re.escape(
+    "class_weight 'balanced' is not supported for partial_fit. In order to use "
+    "'balanced' weights, use compute_class_weight('balanced', classes=classes, y=y). "
+    "In place of y you can use a large enough sample of the full training set target "
+    "to properly estimate the class frequency distributions. Pass the resulting "
+    "weights as the class_weight parameter.")
+
+
 def test_zero_validation_weights_keep_scikit_learns_words():
     X, y = load_iris(return_X_y=True)
     from sklearn.model_selection import StratifiedShuffleSplit
 
-    phrase = "The sample weights for validation set are all zero"
     # weight only on rows of the training side of the split both libraries draw
     train, _ = next(StratifiedShuffleSplit(test_size=0.1, random_state=0).split(X, y))
     weights = np.zeros(y.size)
     weights[train] = 1.0
     for cls in (SGDClassifier, MinibatchSGDClassifier):
-        assert phrase in _fit_error(cls(early_stopping=True, random_state=0), X, y,
-                                    sample_weight=weights)
+        with pytest.raises(ValueError, match=ZERO_VALIDATION_WEIGHTS):
+            cls(early_stopping=True, random_state=0).fit(X, y, sample_weight=weights)
 
 
 def test_overflow_keeps_scikit_learns_words():
+    """(Both of skgd's divergence errors start so: tests/test_reliability.py
+    and tests/test_engine.py match the rest.)"""
     X, y = load_iris(return_X_y=True)
     kw = dict(learning_rate="constant", eta0=1e300, penalty=None, max_iter=5, tol=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for cls in (SGDClassifier, MinibatchSGDClassifier):
-            message = _fit_error(cls(loss="hinge", **kw), X * 1e10, y)
-            assert "Floating-point under-/overflow occurred at epoch #" in message
+            with pytest.raises(ValueError, match=OVERFLOW):
+                cls(loss="hinge", **kw).fit(X * 1e10, y)
+
+
+def test_balanced_class_weight_in_partial_fit_keeps_scikit_learns_words():
+    X, y = load_iris(return_X_y=True)
+    messages = []
+    for cls in (SGDClassifier, MinibatchSGDClassifier):
+        with pytest.raises(ValueError, match=BALANCED_IN_PARTIAL_FIT) as info:
+            cls(class_weight="balanced").partial_fit(X, y, classes=np.unique(y))
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]  # word for word
 
 
 # ----------------------------------------------------- streamed sparse text

@@ -1,5 +1,7 @@
 """Momentum, batch-size-robust defaults, and seeing training (issue 5)."""
 
+import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -112,6 +114,17 @@ def test_loss_curve_has_one_finite_value_per_epoch(adult):
     assert len(clf.loss_curve_) == clf.n_iter_ == 7
     assert np.all(np.isfinite(clf.loss_curve_))
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+
+
+def test_loss_curve_display_without_matplotlib_names_the_plot_extra(monkeypatch):
+    X, y = load_digits(return_X_y=True)
+    clf = MinibatchSGDClassifier(max_iter=2, tol=None, random_state=0).fit(X[:200], y[:200])
+    for name in ("matplotlib", "matplotlib.pyplot", "matplotlib.ticker"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    with pytest.raises(ImportError, match=r'requires matplotlib\. .*pip install "skgd\[plot\]"'
+                       ) as info:
+        LossCurveDisplay.from_estimator(clf)
+    assert type(info.value) is ImportError  # not a bare ModuleNotFoundError
 
 
 def test_loss_curve_display_draws_and_labels_its_axes(adult):
