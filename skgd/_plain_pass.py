@@ -158,12 +158,18 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
             norms[0, K.ABS] = ab
             # (L1's per-coordinate |w| bookkeeping and the average's are
             # the minibatch step's compile-time variants)
-            if averaging:
+            if with_l1 and averaging:
                 moved += K.direct_step(X, per_sample, order, start, m, derivs, step, coef,
                                        avg_coef, avg_b, l1, True, dense_grad, norms)
-            else:
+            elif with_l1:
                 moved += K.direct_step(X, per_sample, order, start, m, derivs, step, coef,
                                        avg_coef, avg_b, l1, None, dense_grad, norms)
+            elif averaging:
+                moved += K.direct_step(X, per_sample, order, start, m, derivs, step, coef,
+                                       avg_coef, avg_b, None, True, dense_grad, norms)
+            else:
+                moved += K.direct_step(X, per_sample, order, start, m, derivs, step, coef,
+                                       avg_coef, avg_b, None, None, dense_grad, norms)
             sq = norms[0, K.SQ]
             ab = norms[0, K.ABS]
         if fit_intercept:

@@ -1,7 +1,7 @@
 """The on-disk compile cache of skgd's functions is stale as soon as any
 skgd source file changes, not only the file that defines the function.
 
-``skgd._kernels.sgd_pass`` inlines the built-in losses of ``skgd/losses.py``
+The training passes (``skgd._plain_pass``, ``skgd._kernels``) inline the built-in losses of ``skgd/losses.py``
 (and code of other skgd modules): numba's own stamp, the defining file's
 hash, missed an edit there and kept serving the old machine code. Each case
 copies the package, fits in a fresh process with an isolated cache (the
@@ -30,20 +30,21 @@ FIT = textwrap.dedent("""
     import numpy as np
     import skgd
     from skgd import MinibatchSGDClassifier
-    from skgd import _kernels
+    from skgd import _kernels, _plain_pass
 
     rng = np.random.RandomState(0)
     X = rng.randn(40, 3)
     y = (X[:, 0] + 0.3 * rng.randn(40) > 0).astype(int)
     clf = MinibatchSGDClassifier(loss="hinge", random_state=0, max_iter=5, tol=None,
                                  shuffle=False).fit(X, y)
-    stats = _kernels.sgd_pass.stats
+    # the training passes (a binary model runs the plain pass)
+    stats = [_kernels.sgd_pass.stats, _plain_pass.plain_pass.stats]
     print(json.dumps({
         "file": skgd.__file__,
         "coef": clf.coef_.ravel().tolist() + clf.intercept_.tolist(),
-        "cache_path": stats.cache_path,
-        "hits": sum(stats.cache_hits.values()),
-        "misses": sum(stats.cache_misses.values()),
+        "cache_path": stats[1].cache_path,
+        "hits": sum(sum(s.cache_hits.values()) for s in stats),
+        "misses": sum(sum(s.cache_misses.values()) for s in stats),
     }))
 """)
 
