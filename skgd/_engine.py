@@ -85,6 +85,7 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
         curv_b_max=beta * l_max_b,
         cap_floor=float(cap_floor),
         prefetch_weights=0.0,  # set by the Pass, which knows the model's size
+        prefetch_rows=0.0,  # and the data's
         # the objective weighs rows by sample and class weight, or (scikit-
         # learn's tol rule) counts every row alike
         weighted_objective=float(weighted_objective),
@@ -659,7 +660,15 @@ def _call_kernel(kernel, args, key, verbose=False):
     return result
 
 
-_PREFETCH_FROM = 1 << 20  # bytes of weights
+_PREFETCH_FROM = 1 << 20  # bytes of weights or of rows (a core's L2 cache, about)
+
+
+def _data_bytes(X, rows):
+    """Bytes a pass over ``X[rows]`` reads of X (values and column indices)."""
+    if sp.issparse(X):
+        per_entry = X.data.itemsize + X.indices.itemsize
+        return per_entry * X.nnz * rows.size / max(X.shape[0], 1)
+    return X.itemsize * X.shape[1] * rows.size
 
 
 class Pass:
@@ -689,6 +698,10 @@ class Pass:
         # Prefetching the weights of rows ahead pays once they no longer fit
         # in the CPU's own caches (a wide model); below that it only costs.
         hyper[K.H_PREFETCH_WEIGHTS] = float(sp.issparse(X) and state.coef.nbytes > _PREFETCH_FROM)
+        # Rows visited in random order miss the cache once the data outgrows
+        # it (fetching them ahead halves an adult epoch); data that fits
+        # only pays for the hints (SMS Spam TF-IDF, 0.9 MB: 4-14 % of an epoch).
+        hyper[K.H_PREFETCH_ROWS] = float(_data_bytes(X, rows) > _PREFETCH_FROM)
         per_sample = None if hyper[K.H_BATCH_SIZE] == 1 else False
         self.out_weight = out_weight
         self.verbose = verbose

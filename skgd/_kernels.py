@@ -9,8 +9,12 @@ spirit of optax's ``chain``::
 
 Each step that can be switched off is an ``overload`` chosen when the pass is
 compiled: an option that is off arrives as ``None`` and its step compiles to
-nothing, so the per-row loop of a plain run carries no branch for clipping,
-momentum, L1, averaging or the undo journal. Built-in losses arrive as a
+nothing. This general pass serves what buffers the gradient (clipping,
+momentum), several outputs (one-vs-rest, multinomial), 'auto',
+passive-aggressive steps and the undo journal of CSR streams; a
+single-output model without those runs :func:`skgd._plain_pass.plain_pass`,
+built from the same steps, where averaging and L1 are run-time choices (one
+compiled pass per loss, layout and batch kind). Built-in losses arrive as a
 :class:`BuiltinLoss` token and are inlined into the loop; a user's loss
 arrives as a pair of C function pointers (one compiled pass serves every user
 loss, and numba's disk cache keeps working).
@@ -109,6 +113,7 @@ HYPER_FIELDS = (
     "curv_b_max",
     "cap_floor",  # 1: the cap never goes below one per-sample step (Loss.per_sample_floor)
     "prefetch_weights",  # 1: prefetch the weights sparse rows read (a model beyond L2)
+    "prefetch_rows",  # 1: prefetch the rows ahead (data beyond L2)
     "weighted_objective",  # 1: the objective weighs rows by sample (and class) weight
     "intercept_decay",  # factor of the intercepts' step (0.01 on sparse data, else 1)
     "row_sq",  # 'auto': mean |x|^2 (+ 1 with an intercept) of the data seen
@@ -116,7 +121,7 @@ HYPER_FIELDS = (
 )
 (H_SCHEDULE, H_ALPHA, H_ETA0, H_POWER_T, H_OPTIMAL_INIT, H_L2, H_FIT_INTERCEPT,
  H_BATCH_SIZE, H_SCALE_MIN, H_CURV_FULL, H_CURV_MAX, H_CURV_B_FULL, H_CURV_B_MAX,
- H_CAP_FLOOR, H_PREFETCH_WEIGHTS, H_WEIGHTED_OBJECTIVE,
+ H_CAP_FLOOR, H_PREFETCH_WEIGHTS, H_PREFETCH_ROWS, H_WEIGHTED_OBJECTIVE,
  H_INTERCEPT_DECAY, H_ROW_SQ, H_ONLINE) = range(len(HYPER_FIELDS))
 
 # error_model="numpy": a division by zero gives inf or NaN (which the
@@ -1554,6 +1559,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     batch = np.int64(hyper[H_BATCH_SIZE])
     fit_intercept = hyper[H_FIT_INTERCEPT] != 0.0
     prefetch_w = hyper[H_PREFETCH_WEIGHTS] != 0.0
+    prefetch_x = hyper[H_PREFETCH_ROWS] != 0.0
     track, buffered = rule_flags(rule)
 
     derivs = np.empty((min(batch, n_rows), n_out))
@@ -1584,7 +1590,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
         grad_sq = 0.0
         for r in range(m):
             ahead = start + r + LOOKAHEAD
-            if ahead < n_rows:
+            if prefetch_x and ahead < n_rows:
                 a = order[ahead]
                 prefetch_row(X, a)
                 prefetch(sample_weight, a)

@@ -53,6 +53,7 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
     fit_intercept = hyper[K.H_FIT_INTERCEPT] != 0.0
     weighted = hyper[K.H_WEIGHTED_OBJECTIVE] != 0.0
     prefetch_w = hyper[K.H_PREFETCH_WEIGHTS] != 0.0
+    prefetch_x = hyper[K.H_PREFETCH_ROWS] != 0.0
     l2 = hyper[K.H_L2]
     scale_min = hyper[K.H_SCALE_MIN]
     weight_neg = out_weight[0, 0]
@@ -97,7 +98,7 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
         batch_counted = 0.0
         for r in range(m):
             ahead = start + r + K.LOOKAHEAD
-            if ahead < n_rows:
+            if prefetch_x and ahead < n_rows:
                 a = order[ahead]
                 K.prefetch_row(X, a)
                 K.prefetch(sample_weight, a)
