@@ -846,7 +846,7 @@ class BaseMinibatchSGD(BaseEstimator):
         rows = np.arange(X.shape[0], dtype=np.int64)
         record = _engine.Undo(state)
         undo.append(record)
-        self._take_assigned_coef(state)
+        self._adopt_writes(state)
         self._see_data(state, X, rows, _largest_weights(sample_weight, Y, out_weight),
                        plan.loss)
         rule = self._rule(state, plan)
@@ -869,19 +869,31 @@ class BaseMinibatchSGD(BaseEstimator):
     def _decision(self, X):
         if "_state" not in self.__dict__:
             check_is_fitted(self)
-        assigned = self.__dict__.get("_assigned_coef")
         Xf = self._fast_X(X)
         if Xf is None:
             Xf = self._validate_X(X, reset=False)
-        if assigned is not None:
-            if sp.issparse(assigned) and assigned.ndim == 1:
-                # a regressor's sparsified coef_: scipy cannot multiply 1-d sparse
-                # matrices by sparse X
-                assigned = assigned.toarray()
-            return safe_sparse_dot(Xf, assigned.T, dense_output=True) + self.intercept_
         state = self._state
-        scores = self._state_scores(state, Xf, averaged=self._published_average())
-        return self._shape_scores(scores).astype(state.coef.dtype, copy=False)
+        averaged = self._published_average()
+        coef = self.__dict__.get("_coef_out")
+        if coef is not None and self._sparse_view(coef):
+            coef = None
+        written = self._written_intercept(state)
+        if coef is None and written is None:  # the model is the state's
+            scores = self._state_scores(state, Xf, averaged=averaged)
+            return self._shape_scores(scores).astype(state.coef.dtype, copy=False)
+        intercept = self._shape_intercept(
+            (state.avg_intercept if averaged else state.intercept) if written is None
+            else self._with_writes(written, "intercept_", training=False))
+        if coef is None:
+            scores = self._shape_scores(state.scores(Xf, averaged))
+        else:  # what coef_ holds: costs the non-zeros of X, as the state's
+            shape, _ = self._public_shapes(state)
+            if sp.issparse(coef) and coef.ndim == 2:  # sparsified
+                scores = safe_sparse_dot(Xf, coef.T, dense_output=True)
+            else:  # (scipy cannot multiply by a regressor's 1-d sparse coef_)
+                coef = self._published_array(coef, shape, "coef_")
+                scores = _engine._dot(Xf, coef.reshape(-1, shape[-1]))
+        return (scores + intercept).astype(state.coef.dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -889,35 +901,39 @@ class BaseMinibatchSGD(BaseEstimator):
         return tags
 
     # ------------------------------------------------------- fitted weights
+    #
+    # coef_ and intercept_ are scikit-learn's: arrays the user may write in
+    # place or replace, which predictions and the next training call see.
+    # coef_ is formed from the training state only when read (a training
+    # call never pays O(n_features) to publish it); the array handed out, or
+    # the one assigned, is then remembered (``_coef_out``) and is the model:
+    # predictions multiply by it, and the next training call compares it
+    # with the state and adopts what was written (O(n_features), paid only
+    # when coef_ was read or assigned since the last call). intercept_ is a
+    # plain attribute; what was published in it is remembered as a tuple
+    # (``_intercept_out``), so a write costs one comparison of n_outputs
+    # values to detect.
 
     @property
     def coef_(self):
-        """Weights of the fitted model (read-only; assign to replace them)."""
-        assigned = self.__dict__.get("_assigned_coef")
-        if assigned is not None:
-            return assigned
+        """Weights of the fitted model: writable, and assignable, as
+        scikit-learn's (predictions and the next training call see writes)."""
+        published = self.__dict__.get("_coef_out")
+        if published is not None:
+            return published
         state = self.__dict__.get("_state")
         if state is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute 'coef_'")
-        key = (state.version, self._published_average())
-        sparse = self.__dict__.get("_sparse_coef")
-        if sparse is not None and sparse[0] == key:
-            return sparse[1]  # sparsified, and not trained since
-        cached = state._scratch.get("coef_")
-        if cached is None or cached[0] != key:
-            # Formed on demand: training never pays O(n_features) to publish.
-            coef, _ = self._public_weights(state, averaged=key[1])
-            coef = self._shape_coef(coef).astype(state.coef.dtype, copy=False)
-            coef.flags.writeable = False
-            cached = state._scratch["coef_"] = (key, coef)
-        return cached[1]
+        coef, _ = self._public_weights(state, averaged=self._published_average())
+        # (a new array: the public weights are computed, never a view of the state)
+        coef = self._shape_coef(coef).astype(state.coef.dtype, copy=False)
+        self.__dict__["_coef_out"] = coef
+        return coef
 
     @coef_.setter
     def coef_(self, value):
-        # As in scikit-learn, assigned weights are what the model predicts
-        # with, what the next partial_fit starts from, and what a warm-start
-        # fit starts from.
-        self.__dict__["_assigned_coef"] = value
+        self.__dict__["_coef_out"] = value
+        self.__dict__["_coef_view"] = None
 
     def sparsify(self):
         """Convert ``coef_`` to a scipy.sparse CSR matrix, as scikit-learn's
@@ -934,15 +950,27 @@ class BaseMinibatchSGD(BaseEstimator):
         """
         check_is_fitted(self, msg=f"Estimator, {type(self).__name__}, must be fitted "
                                   "before sparsifying.")
-        sparse = _align_sparse_api(sp.csr_array(self.coef_))
-        if "_assigned_coef" in self.__dict__:  # the user's own weights
-            self.coef_ = sparse
-        else:
-            # a view of the model's weights, until the next training call: the
-            # model (and so every prediction) stays exactly as it was
-            key = (self._state.version, self._published_average())
-            self.__dict__["_sparse_coef"] = (key, sparse)
+        coef = self.coef_
+        if sp.issparse(coef):
+            return self
+        unwritten = self._unwritten()
+        sparse = _align_sparse_api(sp.csr_array(coef))
+        self.coef_ = sparse
+        if unwritten:
+            # The model stays the state's (predictions exactly as before)
+            # while the sparse matrix holds what it held: its arrays are kept
+            # to see a write, at the cost of its non-zeros.
+            self.__dict__["_coef_view"] = tuple(
+                a.copy() for a in (sparse.data, sparse.indices, sparse.indptr))
         return self
+
+    def _sparse_view(self, coef):
+        """Whether ``coef`` is the sparse matrix :meth:`sparsify` made from the
+        state's weights, not written since (costs its non-zeros)."""
+        view = self.__dict__.get("_coef_view")
+        return (view is not None and sp.issparse(coef) and coef.format == "csr"
+                and all(np.array_equal(a, b) for a, b in
+                        zip((coef.data, coef.indices, coef.indptr), view, strict=True)))
 
     def densify(self):
         """Convert a sparse ``coef_`` (see :meth:`sparsify`) back to a dense
@@ -954,24 +982,133 @@ class BaseMinibatchSGD(BaseEstimator):
         """
         check_is_fitted(self, msg=f"Estimator, {type(self).__name__}, must be fitted "
                                   "before densifying.")
-        self.__dict__.pop("_sparse_coef", None)
-        if sp.issparse(self.__dict__.get("_assigned_coef")):
+        if sp.issparse(self.__dict__.get("_coef_out")):
             self.coef_ = self.coef_.toarray()
         return self
 
-    def _take_assigned_coef(self, state):
-        """Start training from weights the user assigned to ``coef_`` (unless
-        they replaced averaged weights: then, as in scikit-learn, training
-        continues from its own). New arrays replace the state's, so an
-        :class:`_engine.Undo` made before puts the old ones back."""
-        assigned = self.__dict__.pop("_assigned_coef", None)
-        if assigned is None or self._published_average():
-            return
-        coef = np.asarray(assigned.toarray() if sp.issparse(assigned) else assigned)
-        state.replace_weights(self._unshape_coef(coef, state.coef.shape))
+    def _public_shapes(self, state):
+        """Shapes of ``coef_`` and ``intercept_`` for ``state``."""
+        n_public = self._shape_intercept(state.intercept).shape[0]
+        n_features = state.n_features
+        shape = (n_features,) if self._shape_coef(state.intercept[:, None]).ndim == 1 else (
+            n_public, n_features)
+        return shape, (n_public,)
 
-    def _unshape_coef(self, coef, shape):
-        return np.asarray(coef, dtype=np.float64).reshape(shape)
+    def _published_array(self, value, shape, name):
+        """What the user left in ``coef_`` or ``intercept_``, as a real array
+        of the attribute's shape (sparse made dense)."""
+        if sp.issparse(value):
+            value = value.toarray()
+        if not (isinstance(value, np.ndarray) and value.dtype in _FLOATS):
+            value = _real_array(value, name)
+        # (one row of weights, or one intercept, may come in any layout)
+        if value.shape != shape and not (value.size == shape[-1] == math.prod(shape)
+                                         and value.ndim <= 2):
+            raise ValueError(
+                f"{name} has shape {value.shape}, but this model's {name} has shape {shape}: "
+                "assign an array of that shape."
+            )
+        return value.reshape(shape)
+
+    def _written_coef(self, state):
+        """``(public, written, changed)``: the published weights as the state
+        has them (float64, the engine's layout), what ``coef_`` holds now
+        (public layout), and where they differ; None when ``coef_`` was
+        neither read nor assigned since the last training call. Costs
+        O(n_features) otherwise."""
+        out = self.__dict__.get("_coef_out")
+        if out is None or self._sparse_view(out):
+            return None
+        public, _ = self._public_weights(state, averaged=self._published_average())
+        shape, _ = self._public_shapes(state)
+        written = self._published_array(out, shape, "coef_")
+        # what was handed out is the public weights in the model's dtype
+        changed = written != self._shape_coef(public).astype(state.coef.dtype, copy=False)
+        return public, written, changed
+
+    def _written_intercept(self, state):
+        """``(public, written, changed)`` for ``intercept_`` as
+        :meth:`_written_coef` for ``coef_``; None when it holds what was
+        published. Costs O(n_outputs)."""
+        if "intercept_" not in self.__dict__:
+            return None  # nothing published yet
+        value = self.__dict__["intercept_"]
+        published = self.__dict__.get("_intercept_out")
+        if (published is not None and type(value) is np.ndarray and value.ndim == 1
+                and tuple(value.tolist()) == published):
+            return None  # the common case, in about a microsecond
+        public = (state.avg_intercept if self._published_average() else state.intercept).copy()
+        if published is None:  # saved before intercept_ could be written
+            published = tuple(self._shape_intercept(public).astype(state.coef.dtype).tolist())
+        _, shape = self._public_shapes(state)
+        written = self._published_array(value, shape, "intercept_")
+        changed = written != np.asarray(published)
+        if not changed.any():
+            return None
+        return public, written, changed
+
+    def _write_public(self, weights, values, changed):
+        """Write the user's ``values`` (public layout) into ``weights`` (the
+        engine's layout, one row per output, in place) where ``changed``."""
+        view = weights.reshape(values.shape)
+        view[changed] = values[changed]
+
+    def _with_writes(self, written, name, base=None, training=True):
+        """``base`` (default: the published weights, float64 in the engine's
+        layout) with the user's writes in, or None when nothing was
+        written. Training refuses non-finite writes."""
+        if written is None or not written[2].any():
+            return None
+        public, values, changed = written
+        bad = changed & ~np.isfinite(values)
+        if training and bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name} must be finite to train from; got {values[where]} "
+                             f"at index {where}.")
+        base = public if base is None else base
+        self._write_public(base, values, changed)
+        return base
+
+    def _adopt_writes(self, state):
+        """Make what the user left in ``coef_`` and ``intercept_`` the model
+        that this ``partial_fit`` call trains on.
+
+        The writes go where the published weights come from: the averaged
+        weights once averaging has begun (the running average goes on from
+        them, the weights as they were: scikit-learn's behaviour for writes
+        in place), otherwise the weights. New arrays replace the state's, so
+        an :class:`_engine.Undo` made before puts the old ones back. Costs
+        O(n_outputs) unless ``coef_`` was read or assigned since the last
+        training call.
+        """
+        written_coef, written_intercept = self._written_coef(state), self._written_intercept(state)
+        if written_coef is None and written_intercept is None:
+            return
+        averaged, base = self._published_average(), (None, None)
+        if averaged and not (self._average() and state.averaging()):
+            # averaging turned off since: the written entries go into the
+            # weights, which training goes on from
+            averaged, base = False, state.weights()
+        coef = self._with_writes(written_coef, "coef_", base[0])
+        intercept = self._with_writes(written_intercept, "intercept_", base[1])
+        if coef is not None:
+            if averaged:
+                state.replace_averaged_weights(coef)
+            else:
+                state.replace_weights(coef)
+        if intercept is not None:
+            (state.avg_intercept if averaged else state.intercept)[:] = intercept
+
+    def _current_weights(self, state):
+        """``(coef, intercept)`` of the published model with the user's
+        writes, float64 in the engine's layout (what a warm start starts
+        from)."""
+        averaged = self._published_average()
+        coef, intercept = self._public_weights(state, averaged=averaged)
+        written = self._with_writes(self._written_coef(state), "coef_")
+        coef = coef if written is None else written
+        written = self._with_writes(self._written_intercept(state), "intercept_")
+        return coef, intercept if written is None else written
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -979,7 +1116,20 @@ class BaseMinibatchSGD(BaseEstimator):
         state.pop("_hyper_cache", None)
         state.pop("_checked_params", None)  # a token; the next call checks again
         state.pop("_cap_warned", None)
+        out = state.get("_coef_out", False)
+        if out is None or (isinstance(out, np.ndarray) and self._unwritten()):
+            state.pop("_coef_out")  # read, not written: formed again when read
+        if state.get("_coef_view", False) is None:
+            state.pop("_coef_view")
         return state
+
+    def _unwritten(self):
+        """Whether ``coef_`` holds the published weights, read and not written."""
+        try:
+            written = self._written_coef(self._state)
+        except (ValueError, AttributeError):
+            return False
+        return written is not None and not written[2].any()
 
     # -------------------------------------------------------- bookkeeping
 
@@ -1027,6 +1177,7 @@ class BaseMinibatchSGD(BaseEstimator):
         """
         averaged = self._averaged(state)
         intercept = state.avg_intercept if averaged else state.intercept
+        intercept_ = self._shape_intercept(intercept).astype(state.coef.dtype)
         if incremental and "loss_curve_" in self.__dict__:
             loss_curve = self.loss_curve_
             loss_curve.extend(curve)
@@ -1037,7 +1188,11 @@ class BaseMinibatchSGD(BaseEstimator):
             "_averaged_published": averaged,
             "n_iter_": n_iter,
             "t_": state.t,
-            "intercept_": self._shape_intercept(intercept).astype(state.coef.dtype),
+            "intercept_": intercept_,
+            # what was published, to see writes; coef_ is formed when read
+            "_intercept_out": tuple(intercept_.tolist()),
+            "_coef_out": None,
+            "_coef_view": None,
             "loss_curve_": loss_curve,
         }
         if val_scores:
@@ -1047,15 +1202,12 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _init_arrays(self, n_outputs, n_features, coef_init, intercept_init):
         """Check ``coef_init`` / ``intercept_init``; fall back to warm start."""
-        assigned = self.__dict__.pop("_assigned_coef", None)
         if self.warm_start and hasattr(self, "_state"):
             if self._state.coef.shape == (n_outputs, n_features):
-                # As scikit-learn: warm values fill in only what is not given.
-                warm_coef, warm_intercept = self._public_weights(
-                    self._state, averaged=self._published_average())
-                if assigned is not None:
-                    assigned = assigned.toarray() if sp.issparse(assigned) else assigned
-                    warm_coef = self._unshape_coef(assigned, (n_outputs, n_features))
+                # As scikit-learn: warm values (the published model, with what
+                # the user wrote to coef_ and intercept_) fill in only what is
+                # not given.
+                warm_coef, warm_intercept = self._current_weights(self._state)
                 coef_init = warm_coef if coef_init is None else coef_init
                 intercept_init = warm_intercept if intercept_init is None else intercept_init
         if coef_init is not None:

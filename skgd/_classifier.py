@@ -504,11 +504,13 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             return scores[:, 1:] - scores[:, :1]
         return scores
 
-    def _unshape_coef(self, coef, shape):
-        coef = np.asarray(coef, dtype=np.float64).reshape(-1, shape[1])
-        if self._two_class_multinomial(shape[0]) and coef.shape[0] == 1:
-            return np.vstack([np.zeros_like(coef), coef])  # the same score difference
-        return coef.reshape(shape)
+    def _write_public(self, weights, values, changed):
+        if not self._two_class_multinomial(weights.shape[0]):
+            return super()._write_public(weights, values, changed)
+        # The published value is class 1's minus class 0's: class 0 keeps
+        # its weights, class 1 takes the difference written.
+        rows, values, changed = weights.reshape(2, -1), values.reshape(-1), changed.reshape(-1)
+        rows[1, changed] = rows[0, changed] + values[changed]
 
     def _is_classifier_like(self):
         return True

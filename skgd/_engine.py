@@ -173,8 +173,8 @@ class EngineState:
         Counts the passes applied, to know when derived values are stale.
 
     Per-feature scratch (the kernel's column slots, the journal's marks)
-    and cached public weights are kept in ``_scratch``; they are not part of
-    the model (not pickled, rebuilt when needed).
+    is kept in ``_scratch``; it is not part of the model (not pickled,
+    rebuilt when needed).
     """
 
     def __init__(self, n_outputs, n_features, dtype, *, shuffle_seed, eta0, outputs=None,
@@ -298,6 +298,14 @@ class EngineState:
         self.coef = np.array(coef, dtype=self.coef.dtype, order="C")
         self.clock[K.SCALE] = 1.0
         K.recount_norms(self.coef, self.norms)
+
+    def replace_averaged_weights(self, coef):
+        """New averaged weights (real values, averaging begun); the weights
+        and the count of steps averaged stay, so the running average goes
+        on from these. The array is replaced, not written in place."""
+        # the lazy sum avg_coef + AVG_B * coef is n times the average
+        self.avg_coef = np.array(coef, dtype=np.float64, order="C") * self.clock[K.AVG_N]
+        self.clock[K.AVG_B] = 0.0
 
     def snapshot_output(self, k):
         """Output ``k`` as it is now (real, unscaled values), for
