@@ -3,6 +3,9 @@ early stopping and ``partial_fit`` bookkeeping."""
 
 import functools
 import math
+import os
+import sys
+import sysconfig
 import time
 import warnings
 from collections import namedtuple
@@ -53,6 +56,20 @@ _FAST_LIMIT = 1e150
 # magnitude of the norm; the second condition spares a stream that starts
 # from nearly-zero weights).
 _EXPLOSION = 1e20
+# An uncapped batch-1 attempt (see BaseMinibatchSGD._uncapped_first) counts
+# as diverged when a pass's mean objective exceeds this many times the
+# targets' mean square (plus one; about what predicting zero costs), which
+# no run that trains comes near: on abalone, runs that train stay within
+# 40 times it, while diverging ones reach 1e47 to 1e205 times it, or
+# overflow, in their first epoch (scikit-learn's, which clamps the
+# derivatives at 1e12, ends at R^2 of about -1e23). A stream's chunk whose
+# features grow 1000-fold reached 1e9 times it, its weights 1e4 (from 1).
+_BLOWUP = 1e6
+# Built-in losses whose step stays capped at batch_size=1 although the
+# uncapped steps cannot diverge: modified Huber's oscillate across its
+# quadratic zone, and scikit-learn's own run fails check_classifiers_train
+# (see skgd.losses.ModifiedHuber).
+_ALWAYS_CAPPED = frozenset({"modified_huber"})
 _CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 
 
@@ -66,6 +83,73 @@ def _sum_of_squares(v):
     small and cost milliseconds on a busy machine."""
     flat = v.reshape(-1)
     return np.einsum("i,i->", flat, flat)
+
+
+class _Diverged(ValueError):
+    """Training diverged (a ValueError, with scikit-learn's words): at
+    ``epoch``, for the reason ``what``."""
+
+    def __init__(self, epoch, what):
+        super().__init__(_diverged(epoch, what))
+        self.epoch = epoch
+        self.what = what
+
+    def __reduce__(self):  # from a worker process (joblib, Dask) as it was raised
+        return type(self), (self.epoch, self.what)
+
+
+class _RetryCapped(Exception):
+    """An uncapped ``partial_fit`` pass diverged (:class:`_Diverged`
+    ``diverged``): its call runs again under the step caps."""
+
+    def __init__(self, diverged):
+        super().__init__(str(diverged))
+        self.diverged = diverged
+
+
+@functools.cache
+def _library_prefixes():
+    """Folders of the code between a user's line and skgd's warnings: skgd,
+    scikit-learn (Pipeline, GridSearchCV), joblib, the standard library."""
+    import joblib
+    import sklearn
+
+    prefixes = [os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                for m in (sys.modules[__package__], sklearn, joblib)]
+    stdlib = sysconfig.get_paths()["stdlib"]
+    return tuple(prefixes), os.path.abspath(stdlib) + os.sep
+
+
+@functools.cache
+def _site_prefixes():
+    paths = sysconfig.get_paths()
+    return tuple({os.path.abspath(paths[k]) + os.sep for k in ("purelib", "platlib")})
+
+
+def _in_library(filename, prefixes, stdlib):
+    if filename.startswith("<frozen"):
+        return True
+    filename = os.path.abspath(filename)
+    if filename.startswith(prefixes):
+        return True
+    return filename.startswith(stdlib) and not filename.startswith(_site_prefixes())
+
+
+def _warn_user(message, category):
+    """``warnings.warn`` attributed to the user's line: the first frame
+    outside skgd, and past scikit-learn's, joblib's and the standard
+    library's frames above it when the stack leads out of them (a Pipeline
+    or a GridSearchCV called by the user); else (a worker process or
+    thread, whose stack ends inside those) the first frame outside skgd."""
+    prefixes, stdlib = _library_prefixes()
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            prefixes[0]):
+        frame, level = frame.f_back, level + 1
+    outside = level
+    while frame is not None and _in_library(frame.f_code.co_filename, prefixes, stdlib):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=outside if frame is None else level)
 
 
 def _diverged(epoch, what):
@@ -438,42 +522,116 @@ class BaseMinibatchSGD(BaseEstimator):
     def _l1_ratio(self):
         return self.l1_ratio if self.l1_ratio is not None else 0.0
 
-    def _scikit_learns_algorithm(self, plan, batch_size):
+    def _scikit_learns_algorithm(self, plan, batch_size, capped=True):
         """Whether a run takes scikit-learn's steps: per sample, a built-in
-        loss whose step cap cannot bind, no clipping, no momentum. Such a
-        run stops by scikit-learn's ``tol`` rule (the unweighted loss along
-        the epoch); any other watches the weighted objective it minimises,
+        loss whose step cap cannot bind (or, ``capped=False``, is off: see
+        :meth:`_uncapped_first`), no clipping, no momentum. Such a run stops
+        by scikit-learn's ``tol`` rule (the unweighted loss along the
+        epoch); any other watches the weighted objective it minimises,
         since its steps differ from those scikit-learn's rule was made for
         (under strong class weights the unweighted loss of capped or clipped
         steps can rise while the weighted objective falls)."""
         rule, loss = plan.rule, plan.loss
         return (batch_size == 1 and isinstance(self.loss, str)
-                and (not loss.curvature or loss.per_sample_floor)
+                and (not capped or not loss.curvature or loss.per_sample_floor)
                 and rule.clip_value is None and rule.clip_norm is None
                 and rule.momentum is None)
 
-    def _warn_if_capped(self, state, hyper):
-        """Warn (once per parameter setting) when the step cap shortens the
-        first step an ``eta0`` schedule asks for: the user's rate is then
-        not the one used (skgd.StepCapWarning)."""
+    def _uncapped_first(self, plan):
+        """Whether a run at ``batch_size=1`` takes scikit-learn's uncapped
+        steps first, and the capped ones only if those diverge.
+
+        The hard caps of squared-type losses (skgd._smoothness) keep every
+        step within half the stability limit of the worst row, ``1 / (L_w(1)
+        + L_b(1))``: far below what per-sample steps stand in practice (on
+        standardised abalone the cap is 0.0017; scikit-learn's constant
+        steps train up to about 0.1 and diverge from 0.3, near ``2 /
+        lambda_max`` = 0.30, not ``2 / l_max`` = 0.0036). No cheap bound
+        tells the steps that diverge from those that do not, so such a run
+        tries scikit-learn's and falls back to the caps when they diverge
+        (:meth:`_run_epochs`). The others keep their caps: minibatches
+        (what makes the defaults robust to ``batch_size``), 'auto' (its
+        own), clipping and momentum (not scikit-learn's algorithm), user
+        losses (their curvature asks for the cap), modified Huber
+        (``_ALWAYS_CAPPED``)."""
+        loss = plan.loss
+        return (self.batch_size == 1 and bool(loss.curvature) and not loss.per_sample_floor
+                and isinstance(self.loss, str) and self.loss not in _ALWAYS_CAPPED
+                and SCHEDULES[self.learning_rate] != AUTO
+                and self._scikit_learns_algorithm(plan, 1, capped=False))
+
+    def _warn_if_capped(self, state, hyper, diverged=None, stream=False):
+        """Say, in one :class:`~skgd.StepCapWarning`, which steps the caps
+        shorten and by how much, attributed to the user's line.
+
+        ``diverged`` (a :class:`_Diverged`): scikit-learn's uncapped
+        per-sample steps diverged, and the run starts again under the caps
+        (:meth:`_uncapped_first`); said whatever the schedule. Otherwise
+        only the steps a user chose are warned about: those of an ``eta0``
+        schedule, when a cap shortens the first step of this call (the
+        schedules only decay, so a cap that does not bind then never does).
+        A ``fit`` warns at most once; a stream (``stream``, ``partial_fit``)
+        once for its parameter setting.
+        """
         token = self.__dict__.get("_checked_params")
-        if (SCHEDULES[self.learning_rate] not in (CONSTANT, INVSCALING, ADAPTIVE)
-                or self.__dict__.get("_cap_warned") is token):
+        if stream and self.__dict__.get("_cap_warned") is token:
             return
-        asked, eta, eta_b, binds = _cap_at(hyper, state.t)
-        if binds:
-            m = int(hyper.batch_size)
-            self.__dict__["_cap_warned"] = token
-            warnings.warn(
-                f"The step-size cap shortens the steps eta0={self.eta0!r} asks for "
-                f"({asked:.3g} at batch_size={m}) to {eta:.3g} for the weights and "
-                f"{eta_b:.3g} for the intercept: longer steps could diverge on this "
-                "data (see the user guide, 'Batch size and step size'). The run "
-                "differs from scikit-learn's; lower eta0 or scale the features to take "
-                "the steps you ask for.",
-                StepCapWarning,
-                stacklevel=4,
-            )
+        schedule = SCHEDULES[self.learning_rate]
+        if diverged is None and schedule not in (CONSTANT, INVSCALING, ADAPTIVE):
+            return
+        asked, eta, eta_b, _ = _cap_at(hyper, state.t)
+        asked_b = asked * float(hyper[_kernels.H_INTERCEPT_DECAY])
+        cut = [(name, before, after) for name, before, after in (
+            ("weights'", asked, eta), ("intercept's", asked_b, eta_b))
+            if after < before * (1.0 - 1e-9)]
+        if not cut:
+            return
+        self.__dict__["_cap_warned"] = token
+        m = int(hyper[_kernels.H_BATCH_SIZE])
+        steps = " and ".join(f"the {name} step from {before:.3g} to {after:.3g}"
+                             for name, before, after in cut)
+        asked_for = (f"eta0={self.eta0!r}" if schedule != OPTIMAL
+                     else f"learning_rate='optimal', alpha={self.alpha!r}")
+        if diverged is not None:
+            head = (f"The per-sample steps scikit-learn takes ({asked_for}) diverged on "
+                    f"this data in epoch {diverged.epoch} ({diverged.what}); trained again "
+                    f"under the step cap, which shortens {steps}.")
+        else:
+            head = (f"The step cap shortens {steps} ({asked_for}, batch_size={m}): "
+                    "longer steps could diverge on this data, and the run differs "
+                    "from scikit-learn's.")
+        # the largest eta0 whose steps the caps leave as they are
+        room = min(after / before for _, before, after in cut)
+        limit = room * (asked / m if schedule == OPTIMAL else self.eta0)
+        _warn_user(f"{head} {self._cap_advice(state, m, limit)} (See the user guide, "
+                   "'Batch size and step size'.)", StepCapWarning)
+
+    def _cap_advice(self, state, batch_size, limit):
+        """What would let the steps asked for be taken, from what sets the cap:
+        a smaller rate always (``limit``: the largest ``eta0`` the caps leave
+        as it is, for a constant rate after 'optimal'); a few rows far longer
+        than the rest (outliers, which standardising does not shrink); long
+        rows of dense data (features far from unit scale). Sparse or
+        normalised rows (text) get no advice to scale features: theirs
+        already are."""
+        if SCHEDULES[self.learning_rate] == OPTIMAL:
+            tips = [f"learning_rate='constant' with eta0 <= {limit:.3g}"]
+        else:
+            tips = [f"eta0 <= {limit:.3g}"]
+        if batch_size > 1:
+            tips.append("a smaller batch_size")
+        advice = "To take the steps asked for, use " + " or ".join(tips) + "."
+        _, l_max, _, _ = state.smoothness
+        mean = state.lam_trace or 0.0
+        if mean > 0.0 and l_max > 10.0 * mean:
+            advice += (f" A few rows set this limit: the longest has |x|^2 = {l_max:.3g}, "
+                       f"the mean is {mean:.3g} (times sample_weight); check them for "
+                       "outliers.")
+        elif state.intercept_decay == 1.0 and mean > 10.0 * state.n_features:
+            advice += (f" The rows are long (mean |x|^2 = {mean:.3g} over "
+                       f"{state.n_features} features): scaling the features (e.g. "
+                       "StandardScaler) lengthens the steps the cap allows.")
+        return advice
 
     def _rule(self, state, plan):
         """The update rule of a pass: the plan's, and with 'auto' on dense
@@ -484,9 +642,18 @@ class BaseMinibatchSGD(BaseEstimator):
             return plan.rule._replace(momentum=(AUTO_MOMENTUM, False))
         return plan.rule
 
-    def _hyper(self, state, plan, n_rows, online=False):
+    def _hyper(self, state, plan, n_rows, online=False, capped=None):
         """The run-time hyper-parameters of a pass (the state must have seen
-        data: see :meth:`_see_data`)."""
+        data: see :meth:`_see_data`). ``capped``: True with the step caps,
+        False without them; None (the default): without them where
+        :meth:`_uncapped_first` holds and they would not shorten the first
+        step (the same steps, stopped by scikit-learn's rule), else with
+        them."""
+        if capped is None:
+            hyper = self._hyper(state, plan, n_rows, online, capped=True)
+            if self._uncapped_first(plan) and not _cap_at(hyper, state.t)[3]:
+                return self._hyper(state, plan, n_rows, online, capped=False)
+            return hyper
         # a batch larger than the data is the whole data
         batch_size = min(self.batch_size, max(n_rows, 1))
         # A stream's calls mostly need the same values: reuse them while
@@ -496,11 +663,13 @@ class BaseMinibatchSGD(BaseEstimator):
         key = (token, batch_size, online, state.eta, state.smoothness,
                state.intercept_decay, state.row_sq, state.coef.dtype)
         cached = self.__dict__.get("_hyper_cache")
-        if token is not None and cached is not None and cached[0] == key:
-            return cached[1]
+        if token is None or cached is None or cached[0] != key:
+            cached = self.__dict__["_hyper_cache"] = (key, {})
+        if capped in cached[1]:
+            return cached[1][capped]
         loss = plan.loss
         auto = SCHEDULES[self.learning_rate] == AUTO
-        hyper = _engine.make_hyper(
+        hyper = cached[1][capped] = _engine.make_hyper(
             schedule=SCHEDULES[self.learning_rate],
             alpha=self.alpha,
             eta0=state.eta,
@@ -512,16 +681,15 @@ class BaseMinibatchSGD(BaseEstimator):
             batch_size=batch_size,
             average=self._average(),
             dtype=state.coef.dtype,
-            curvature=loss.curvature,
+            curvature=loss.curvature if capped else None,
             per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
-            weighted_objective=not self._scikit_learns_algorithm(plan, batch_size),
+            weighted_objective=not self._scikit_learns_algorithm(plan, batch_size, capped),
             # 'auto''s own caps keep the intercept's steps in check
             intercept_decay=1.0 if auto else state.intercept_decay,
             row_sq=state.row_sq,
             online=online,
         )
-        self.__dict__["_hyper_cache"] = (key, hyper)
         return hyper
 
     def _shuffle_seed(self):
@@ -534,6 +702,10 @@ class BaseMinibatchSGD(BaseEstimator):
         # fit draws the seed after its validation split (see _fit_state), as
         # scikit-learn does: a RandomState instance then gives its split
         seed = 0 if for_fit else self._shuffle_seed()
+        # a new model: its steps are not known to need the cap (see
+        # _uncapped_first), and it has not been warned about
+        self.__dict__.pop("_needs_cap", None)
+        self.__dict__.pop("_cap_warned", None)
         return _engine.EngineState(n_outputs, n_features, dtype, shuffle_seed=seed,
                                    eta0=self.eta0, outputs=self._outputs(),
                                    coef_init=coef_init, intercept_init=intercept_init)
@@ -604,13 +776,13 @@ class BaseMinibatchSGD(BaseEstimator):
         that grew by ten orders of magnitude in one pass while staying finite.
         """
         if not (math.isfinite(objective) and state.is_finite(full=full)):
-            raise ValueError(_diverged(epoch, "the weights or the loss are no longer finite"))
+            raise _Diverged(epoch, "the weights or the loss are no longer finite")
         if norm_before:
             norm = state.squared_norm()
             growth = norm / norm_before
             if growth > _EXPLOSION and norm > _EXPLOSION:
-                raise ValueError(_diverged(
-                    epoch, f"the weights grew by a factor of {np.sqrt(growth):.3g} in one pass"))
+                raise _Diverged(
+                    epoch, f"the weights grew by a factor of {np.sqrt(growth):.3g} in one pass")
 
     def _run_epochs(self, X, Y, sample_weight, state, plan, *, rows, max_epochs,
                     validation=None, out_weight=None):
@@ -622,6 +794,12 @@ class BaseMinibatchSGD(BaseEstimator):
         as they were when it stopped are put back at the end. With a
         validation set, training ends as it was after its best epoch (see
         :meth:`_epoch_loop`).
+
+        Where the step caps would shorten scikit-learn's per-sample steps
+        (:meth:`_uncapped_first`), the run takes them uncapped; if that
+        diverges, it starts again from the same state under the caps, and
+        says so (:meth:`_warn_if_capped`). Diverging runs mostly do so in
+        their first epoch: that epoch is the price.
 
         Returns
         -------
@@ -636,14 +814,39 @@ class BaseMinibatchSGD(BaseEstimator):
         rule = self._rule(state, plan)
         state.conform(rule)
         hyper = self._hyper(state, plan, rows.size)
-        self._warn_if_capped(state, hyper)
+        diverged = None
+        if self._uncapped_first(plan) and _cap_at(hyper, state.t)[3]:
+            start = state.copy()
+            weights = None if out_weight is None else out_weight.copy()
+            try:
+                return self._run_pass_epochs(
+                    X, Y, sample_weight, state, plan, rule,
+                    self._hyper(state, plan, rows.size, capped=False), rows=rows,
+                    max_epochs=max_epochs, validation=validation, out_weight=out_weight,
+                    blowup=_blowup_level(Y, rows, state))
+            except _Diverged as exc:
+                diverged = exc
+                state.__setstate__(start.__getstate__())
+                out_weight = weights
+                self.__dict__["_needs_cap"] = True  # and so does a stream from here
+                if self.verbose:
+                    print(f"-- Diverged in epoch {exc.epoch} ({exc.what}): "
+                          "training again under the step cap")
+        self._warn_if_capped(state, hyper, diverged)
+        return self._run_pass_epochs(X, Y, sample_weight, state, plan, rule, hyper, rows=rows,
+                                     max_epochs=max_epochs, validation=validation,
+                                     out_weight=out_weight)
+
+    def _run_pass_epochs(self, X, Y, sample_weight, state, plan, rule, hyper, *, rows,
+                         max_epochs, validation, out_weight, blowup=None):
+        """The epochs of :meth:`_run_epochs` with the run-time values ``hyper``."""
         out_weight = self._problem_weights(state, out_weight)
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
                                 plan.params, self.shuffle, out_weight=out_weight,
                                 verbose=bool(self.verbose))
         return self._epoch_loop(state, plan, prepared, hyper, n_rows=rows.size,
                                 max_epochs=max_epochs, validation=validation,
-                                out_weight=out_weight)
+                                out_weight=out_weight, blowup=blowup)
 
     def _problem_weights(self, state, out_weight):
         """The output weights a pass reads, ones by default in one-vs-rest:
@@ -654,7 +857,7 @@ class BaseMinibatchSGD(BaseEstimator):
         return out_weight
 
     def _epoch_loop(self, state, plan, prepared, hyper, *, n_rows, max_epochs,
-                    validation=None, out_weight=None):
+                    validation=None, out_weight=None, blowup=None):
         """The epochs of :meth:`_run_epochs` over a prepared pass: run it,
         check it, apply the stopping rules.
 
@@ -662,7 +865,8 @@ class BaseMinibatchSGD(BaseEstimator):
         ``run``, ``loss_failure``, ``set_eta0`` and ``finish`` that trains ``state`` in
         place (``skgd.dask`` runs each epoch on a cluster); ``out_weight``
         is the array it reads, written here when a class stops. Returns
-        what :meth:`_run_epochs` returns.
+        what :meth:`_run_epochs` returns. ``blowup``: a mean objective
+        above which a problem counts as diverged (:func:`_check_blowup`).
 
         Given a ``validation`` set, the state ends as it was after the epoch
         whose model scored best on it (see :class:`_BestEpoch`), not after
@@ -700,6 +904,7 @@ class BaseMinibatchSGD(BaseEstimator):
             latest[rule.active] = objectives[rule.active]
             objective = float(latest.sum())
             self._check_finite(state, objective, epoch, full=False, norm_before=norm_before)
+            _check_blowup(objectives, epoch, blowup)
             curve.append(objective)
             if validation is not None:
                 Xv, yv, swv = validation
@@ -841,8 +1046,30 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _partial_state(self, X, Y, sample_weight, state, undo, out_weight=None):
         """One pass over a chunk, in place; what it changes is recorded in
-        ``undo`` (a list the caller rolls back if the call fails)."""
+        ``undo`` (a list the caller rolls back if the call fails).
+
+        As in ``fit`` (:meth:`_run_epochs`), a pass whose steps the caps
+        would shorten takes scikit-learn's uncapped steps; if they diverge,
+        the pass is undone and runs again under the caps, as do the
+        stream's later calls."""
         plan = self._plan()
+        assigned = self.__dict__.get("_assigned_coef")
+        try:
+            return self._partial_pass(X, Y, sample_weight, state, undo, plan, out_weight,
+                                      capped=bool(self.__dict__.get("_needs_cap")))
+        except _RetryCapped as retry:
+            undo.pop().rollback()
+            if assigned is not None:  # taken by the attempt; its weights are back
+                self.__dict__["_assigned_coef"] = assigned
+            self.__dict__["_needs_cap"] = True
+            return self._partial_pass(X, Y, sample_weight, state, undo, plan, out_weight,
+                                      capped=True, diverged=retry.diverged)
+
+    def _partial_pass(self, X, Y, sample_weight, state, undo, plan, out_weight, *, capped,
+                      diverged=None):
+        """The pass of :meth:`_partial_state`; ``capped``: under the caps
+        whatever :meth:`_uncapped_first` says. Raises :class:`_RetryCapped`
+        when an uncapped attempt diverged."""
         rows = np.arange(X.shape[0], dtype=np.int64)
         record = _engine.Undo(state)
         undo.append(record)
@@ -851,8 +1078,12 @@ class BaseMinibatchSGD(BaseEstimator):
                        plan.loss)
         rule = self._rule(state, plan)
         state.conform(rule)
-        hyper = self._hyper(state, plan, rows.size, online=True)
-        self._warn_if_capped(state, hyper)
+        hyper = self._hyper(state, plan, rows.size, online=True, capped=capped or None)
+        attempt = not capped and self._uncapped_first(plan) and _cap_at(hyper, state.t)[3]
+        if attempt:
+            hyper = self._hyper(state, plan, rows.size, online=True, capped=False)
+        else:
+            self._warn_if_capped(state, hyper, diverged, stream=True)
         record.prepare(X, rows, hyper, rule)
         prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
                                 plan.params, self.shuffle, journal=record.journal,
@@ -860,8 +1091,16 @@ class BaseMinibatchSGD(BaseEstimator):
         norm_before = state.squared_norm()
         sums = _engine.run_pass(prepared)
         self._raise_loss_failure(prepared, plan)
-        objective = float(_mean_objectives(sums, self._per_output_problems(state)).sum())
-        self._check_finite(state, objective, 1, full=False, norm_before=norm_before)
+        objectives = _mean_objectives(sums, self._per_output_problems(state))
+        objective = float(objectives.sum())
+        try:
+            self._check_finite(state, objective, 1, full=False, norm_before=norm_before)
+            if attempt:
+                _check_blowup(objectives, 1, _blowup_level(Y, rows, state))
+        except _Diverged as exc:
+            if attempt:
+                raise _RetryCapped(exc) from None
+            raise
         return [objective], hyper
 
     # ------------------------------------------------------------ predicting
@@ -1287,6 +1526,27 @@ def _cap_holds_decay(hyper, t, t_end):
             return False
         catch_up = (hyper[_kernels.H_ETA0] / cap) ** (1.0 / power_t)
     return catch_up - middle <= t_end
+
+
+def _blowup_level(Y, rows, state):
+    """The mean objective above which an uncapped attempt has diverged:
+    ``_BLOWUP`` times ``1 + mean(y^2)`` over the rows (a regression's
+    targets; classes are coded +-1). Costs a pass over a regressor's
+    targets, only for such an attempt."""
+    if state.outputs != "regression":
+        return _BLOWUP * 2.0
+    y = Y[:, 0] if rows.size == Y.shape[0] else Y[rows, 0]
+    return _BLOWUP * (1.0 + float(np.dot(y, y)) / max(y.size, 1))
+
+
+def _check_blowup(objectives, epoch, blowup):
+    """Raise :class:`_Diverged` when a problem's mean objective over the
+    epoch exceeds ``blowup`` (None: no limit)."""
+    if blowup is None:
+        return
+    peak = float(objectives.max())
+    if peak > blowup:
+        raise _Diverged(epoch, f"the mean loss reached {peak:.3g}")
 
 
 def _snapshot_scores(X, snap, averaged):

@@ -23,6 +23,11 @@ blocks' norms, which gives the two caps of :func:`skgd._engine.make_hyper`:
   up, so each block gets its own cap ``1 / (beta * L_block(m))``;
 - the others get one cap from ``L_w(m) + L_b(m)``, a bound on the joint
   smoothness, so every step stays within half the stability limit.
+
+That limit is the worst row's (``l_max``), far below what per-sample steps
+stand in practice; so at ``batch_size=1`` the built-in squared-type losses
+take scikit-learn's uncapped steps, and the cap only rescues a run whose
+steps diverge (``skgd._base.BaseMinibatchSGD._uncapped_first``).
 """
 
 import threading
