@@ -1535,8 +1535,8 @@ def _blowup_level(Y, rows, state):
     targets, only for such an attempt."""
     if state.outputs != "regression":
         return _BLOWUP * 2.0
-    y = Y[:, 0] if rows.size == Y.shape[0] else Y[rows, 0]
-    return _BLOWUP * (1.0 + float(np.dot(y, y)) / max(y.size, 1))
+    y = Y if rows.size == Y.shape[0] else Y[rows]
+    return _BLOWUP * (1.0 + float(_sum_of_squares(y)) / max(y.size, 1))
 
 
 def _check_blowup(objectives, epoch, blowup):
