@@ -826,7 +826,7 @@ class BaseMinibatchSGD(BaseEstimator):
                     blowup=_blowup_level(Y, rows, state))
             except _Diverged as exc:
                 diverged = exc
-                state.__setstate__(start.__getstate__())
+                state.restore(start)
                 out_weight = weights
                 self.__dict__["_needs_cap"] = True  # and so does a stream from here
                 if self.verbose:
@@ -1585,11 +1585,8 @@ class _BestEpoch:
 
     def put_back(self, state):
         """Make ``state`` (in place: callers hold it) the model of the best
-        epoch. Its version still moves on: values derived from the state (a
-        cached ``coef_``) must be formed again."""
-        version = state.version + 1
-        state.__setstate__(self.state.__getstate__())
-        state.version = version
+        epoch."""
+        state.restore(self.state)
         if self.frozen:
             state.restore_outputs(self.frozen)
 

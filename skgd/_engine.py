@@ -240,6 +240,15 @@ class EngineState:
                           for name, value in self.__getstate__().items()})
         return new
 
+    def restore(self, saved):
+        """Become ``saved`` (a :meth:`copy` of an earlier state, taken over,
+        not copied) in place, for the callers that hold this object. The
+        version still moves on: values derived from the state must be
+        formed again."""
+        version = max(self.version, saved.version) + 1
+        self.__setstate__(saved.__getstate__())
+        self.version = version
+
     # ------------------------------------------------------------ layout
 
     @property
