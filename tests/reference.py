@@ -7,7 +7,7 @@ import numpy as np
 def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.0,
                   batch_size=1, clip_norm=None, clip_value=None, average_start=0,
                   fit_intercept=True, step_caps=None, cap_floor=False, momentum=0.0,
-                  nesterov=False):
+                  nesterov=False, n_classes=None, pa_step=None):
     """Run passes over ``orders`` (a list of row orders) and return
     ``(coef, intercept, avg_coef, avg_intercept)``.
 
@@ -15,9 +15,19 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
     of ``m`` rows steps by ``m * lr(t + (m - 1) / 2)`` along its mean gradient,
     at most ``step_caps(m) = (weights' cap, intercepts' cap)`` when that is
     given (but, with ``cap_floor``, never less than the per-sample rate).
+
+    ``loss(p, y)`` and ``dloss(p, y)`` take one output's score and target
+    (``Y[i, k]``); given ``n_classes`` (a multinomial model, one output per
+    class) they take the whole score vector and the class index ``Y[i, 0]``,
+    and ``dloss`` returns the vector of derivatives.
+
+    ``pa_step(loss, sq_norm)``, when given, makes the steps passive-aggressive
+    (skgd.schedules): each row steps by its own ``tau = pa_step(its loss,
+    |x|^2)`` along its (weighted) derivative, a batch by the mean of its
+    rows' steps; the L2 decay keeps the rate ``lr``.
     """
     X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
-    n_out, n_features = Y.shape[1], X.shape[1]
+    n_out, n_features = n_classes or Y.shape[1], X.shape[1]
     W = np.zeros((n_out, n_features))
     b = np.zeros(n_out)
     q = np.zeros((n_out, n_features))  # L1 penalty applied so far
@@ -34,9 +44,19 @@ def reference_sgd(X, Y, sample_weight, orders, *, loss, dloss, lr, l2=0.0, l1=0.
             m = len(rows)
             rate = lr(t + 0.5 * (m - 1))
             P = X[rows] @ W.T + b
-            D = np.array([[dloss(P[r, k], Y[i, k]) for k in range(n_out)]
-                          for r, i in enumerate(rows)])
+            if n_classes:
+                D = np.array([dloss(P[r], int(Y[i, 0])) for r, i in enumerate(rows)])
+            else:
+                D = np.array([[dloss(P[r, k], Y[i, k]) for k in range(n_out)]
+                              for r, i in enumerate(rows)])
             D = D * sample_weight[rows][:, None]
+            if pa_step is not None:
+                # tau in place of the batch's step m * rate, which the
+                # gradient step below multiplies back in
+                sq_norms = (X[rows] ** 2).sum(axis=1)
+                tau = np.array([[pa_step(loss(P[r, k], Y[i, k]), sq_norms[r])
+                                 for k in range(n_out)] for r, i in enumerate(rows)])
+                D = D * tau / (m * rate)
             G = D.T @ X[rows] / m
             gb = D.mean(axis=0) if fit_intercept else np.zeros(n_out)
             if clip_value:

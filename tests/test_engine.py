@@ -9,7 +9,7 @@ from sklearn.datasets import make_classification, make_regression
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _kernels
 from skgd import _smoothness as smoothness
-from skgd.losses import REGRESSION_LOSSES, SquaredError, get_loss
+from skgd.losses import MulticlassLoss, SquaredError
 from skgd.schedules import optimal_init
 
 N_EPOCHS = 3
@@ -43,8 +43,12 @@ def _ovr(y, classes):
 
 
 def _reference_for(est, X, Y, sw=None):
-    loss = get_loss(est.loss, est.epsilon, {**REGRESSION_LOSSES, **est._loss_names})
+    """The NumPy reference run of ``est``'s configuration (unshuffled,
+    ``est.max_iter`` passes), from the estimator's parameters and the data's
+    smoothness its state measured."""
+    loss = est._loss_object()
     params = loss.params()
+    multiclass = isinstance(loss, MulticlassLoss)
     alpha = est.alpha
     l2 = l1 = 0.0
     if est.penalty == "l2":
@@ -53,15 +57,23 @@ def _reference_for(est, X, Y, sw=None):
         l1 = alpha
     elif est.penalty == "elasticnet":
         l2, l1 = alpha * (1 - est.l1_ratio), alpha * est.l1_ratio
-    if est.learning_rate == "constant":
+    pa_step = None
+    if est.learning_rate in ("constant", "pa1", "pa2"):  # PA: eta0 is the decay's rate
         lr = lambda t: est.eta0  # noqa: E731
     elif est.learning_rate == "invscaling":
         lr = lambda t: est.eta0 / t ** est.power_t  # noqa: E731
     else:
-        t0 = optimal_init(alpha, lambda p, y: loss.dloss(p, y, *params))
+        # Bottou's heuristic reads the derivative at margin -typw: -1 for the
+        # multiclass losses (skgd._base), as for hinge and log
+        t0 = optimal_init(alpha, (lambda p, y: -1.0) if multiclass
+                          else lambda p, y: loss.dloss(p, y, *params))
         lr = lambda t: 1.0 / (alpha * (t0 + t - 1))  # noqa: E731
+    if est.learning_rate == "pa1":  # Crammer et al. 2006: min(C, loss / |x|^2)
+        pa_step = lambda v, sq: min(est.eta0, v / sq) if sq > 0 else 0.0  # noqa: E731
+    elif est.learning_rate == "pa2":  # loss / (|x|^2 + 1 / (2 C))
+        pa_step = lambda v, sq: v / (sq + 1.0 / (2.0 * est.eta0))  # noqa: E731
     step_caps = None
-    if loss.curvature:
+    if loss.curvature and pa_step is None:  # passive-aggressive steps bound themselves
         lam_w, l_w, lam_b, l_b = est._state.smoothness
         if not loss.per_sample_floor:  # one cap, from the joint bound
             lam_w = lam_b = lam_w + lam_b
@@ -71,15 +83,26 @@ def _reference_for(est, X, Y, sw=None):
             return 1.0 / (loss.curvature * (lam + l_max / m)) if l_max > 0 else np.inf
 
         step_caps = lambda m: (cap(lam_w, l_w, m), cap(lam_b, l_b, m))  # noqa: E731
+    n_classes = None
+    if multiclass:
+        n_classes = est.classes_.size
+
+        def dloss(p, y):
+            out = np.empty(n_classes)
+            loss.dloss(p, y, out, *params)
+            return out
+    else:
+        def dloss(p, y):
+            return loss.dloss(p, y, *params)
     n = X.shape[0]
     return reference_sgd(
         X, Y, np.ones(n) if sw is None else sw, [np.arange(n)] * est.max_iter,
-        loss=lambda p, y: loss.loss(p, y, *params),
-        dloss=lambda p, y: loss.dloss(p, y, *params),
+        loss=lambda p, y: loss.loss(p, y, *params), dloss=dloss,
         lr=lr, l2=l2, l1=l1, batch_size=est.batch_size, clip_norm=est.clip_norm,
         clip_value=est.clip_value, average_start=float(est.average),
         fit_intercept=est.fit_intercept, step_caps=step_caps,
         cap_floor=loss.per_sample_floor, momentum=est.momentum, nesterov=est.nesterov,
+        n_classes=n_classes, pa_step=pa_step,
     )
 
 
@@ -136,6 +159,56 @@ def test_regressor_matches_reference(regression_data, params, loss):
         W, b = avg, avg_b
     assert_allclose(est.coef_, W.ravel(), rtol=1e-9, atol=1e-12)
     assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
+
+
+# the configurations whose schedule a test chooses
+SCHEDULE_FREE = [params for params in ENGINE_CONFIGS if "learning_rate" not in params]
+
+
+@pytest.mark.parametrize("params", SCHEDULE_FREE, ids=str)
+@pytest.mark.parametrize("schedule", ["pa1", "pa2"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_passive_aggressive_classifier_matches_reference(multiclass_data, params, schedule,
+                                                         sparse):
+    X, y = multiclass_data
+    kw = dict(loss="hinge", learning_rate=schedule, eta0=0.3, alpha=0.01,
+              max_iter=N_EPOCHS, tol=None, shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDClassifier(**kw).fit(sp.csr_matrix(X) if sparse else X, y)
+    _assert_matches_reference(est, X, _ovr(y, est.classes_))
+
+
+@pytest.mark.parametrize("params", SCHEDULE_FREE[:8], ids=str)
+@pytest.mark.parametrize("schedule", ["pa1", "pa2"])
+def test_passive_aggressive_regressor_matches_reference(regression_data, params, schedule):
+    X, y = regression_data
+    kw = dict(loss="epsilon_insensitive", learning_rate=schedule, eta0=0.1, alpha=0.01,
+              epsilon=0.3, max_iter=N_EPOCHS, tol=None, shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDRegressor(**kw).fit(X, y)
+    _assert_matches_reference(est, X, y.reshape(-1, 1))
+
+
+@pytest.mark.parametrize("params", ENGINE_CONFIGS, ids=str)
+@pytest.mark.parametrize("loss", ["log_loss", "hinge"], ids=["softmax", "multiclass_hinge"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_multinomial_matches_reference(multiclass_data, params, loss, sparse):
+    X, y = multiclass_data
+    kw = dict(loss=loss, multi_class="multinomial", learning_rate="constant", eta0=0.05,
+              alpha=0.01, max_iter=N_EPOCHS, tol=None, shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDClassifier(**kw).fit(sp.csr_matrix(X) if sparse else X, y)
+    # the multiclass losses read the class index
+    _assert_matches_reference(est, X, np.searchsorted(est.classes_, y).reshape(-1, 1))
+
+
+def _assert_matches_reference(est, X, Y):
+    W, b, avg, avg_b = _reference_for(est, X, Y)
+    if avg is not None:
+        W, b = avg, avg_b
+    assert_allclose(est.coef_, W.reshape(est.coef_.shape), rtol=1e-9, atol=1e-12)
+    assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
+    assert est.t_ == 1 + N_EPOCHS * X.shape[0]
 
 
 SHUFFLED_CONFIGS = [
