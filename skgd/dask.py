@@ -782,6 +782,6 @@ def _local_epoch(local, state, seed, hyper, out_weight, est):
     prepared = _engine.Pass(state, local.X, local.Y, local.sample_weight, local.rows, hyper,
                             plan.rule, plan.spec, plan.params, est.shuffle,
                             out_weight=out_weight)
-    sums = _engine.run_pass(prepared)
+    sums = prepared.run()
     est._raise_loss_failure(prepared, plan)
     return state, sums
