@@ -42,10 +42,11 @@ def _ovr(y, classes):
     return Y if classes.size > 2 else Y[:, 1:]
 
 
-def _reference_for(est, X, Y, sw=None):
+def _reference_for(est, X, Y, sw=None, auto_momentum=0.95):
     """The NumPy reference run of ``est``'s configuration (unshuffled,
     ``est.max_iter`` passes), from the estimator's parameters and the data's
-    smoothness its state measured."""
+    smoothness its state measured (``auto_momentum``: the most momentum
+    'auto' takes on dense data, skgd.schedules.AUTO_MOMENTUM)."""
     loss = est._loss_object()
     params = loss.params()
     multiclass = isinstance(loss, MulticlassLoss)
@@ -57,12 +58,19 @@ def _reference_for(est, X, Y, sw=None):
         l1 = alpha
     elif est.penalty == "elasticnet":
         l2, l1 = alpha * (1 - est.l1_ratio), alpha * est.l1_ratio
-    pa_step = None
-    if est.learning_rate in ("constant", "pa1", "pa2"):  # PA: eta0 is the decay's rate
+    pa_step = auto = lr = None
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    row_sq = float((X ** 2).sum(axis=1).mean())
+    if est.learning_rate == "auto":
+        # momentum (at most 0.95) on dense data only (skgd.schedules), where
+        # fewer than 20% of the values are zero (skgd._engine.SPARSE_DENSITY)
+        auto = (row_sq + float(est.fit_intercept),
+                auto_momentum if np.count_nonzero(X) >= 0.2 * X.size else 0.0)
+    elif est.learning_rate in ("constant", "pa1", "pa2"):  # PA: eta0 is the decay's rate
         lr = lambda t: est.eta0  # noqa: E731
     elif est.learning_rate == "invscaling":
         lr = lambda t: est.eta0 / t ** est.power_t  # noqa: E731
-    else:
+    elif est.learning_rate == "optimal":
         # Bottou's heuristic reads the derivative at margin -typw: -1 for the
         # multiclass losses (skgd._base), as for hinge and log
         t0 = optimal_init(alpha, (lambda p, y: -1.0) if multiclass
@@ -75,6 +83,8 @@ def _reference_for(est, X, Y, sw=None):
     step_caps = None
     if loss.curvature and pa_step is None:  # passive-aggressive steps bound themselves
         lam_w, l_w, lam_b, l_b = est._state.smoothness
+        if auto and loss.per_sample_floor:  # a bounded derivative: the mean row
+            l_w = min(l_w, row_sq)
         if not loss.per_sample_floor:  # one cap, from the joint bound
             lam_w = lam_b = lam_w + lam_b
             l_w = l_b = l_w + l_b
@@ -99,10 +109,12 @@ def _reference_for(est, X, Y, sw=None):
         X, Y, np.ones(n) if sw is None else sw, [np.arange(n)] * est.max_iter,
         loss=lambda p, y: loss.loss(p, y, *params), dloss=dloss,
         lr=lr, l2=l2, l1=l1, batch_size=est.batch_size, clip_norm=est.clip_norm,
-        clip_value=est.clip_value, average_start=float(est.average),
+        clip_value=est.clip_value,
+        # 'auto' always averages (from the start, unless an int says when)
+        average_start=float(est.average) or float(auto is not None),
         fit_intercept=est.fit_intercept, step_caps=step_caps,
-        cap_floor=loss.per_sample_floor, momentum=est.momentum, nesterov=est.nesterov,
-        n_classes=n_classes, pa_step=pa_step,
+        cap_floor=loss.per_sample_floor and not auto, momentum=est.momentum,
+        nesterov=est.nesterov, n_classes=n_classes, pa_step=pa_step, auto=auto,
     )
 
 
@@ -202,13 +214,52 @@ def test_multinomial_matches_reference(multiclass_data, params, loss, sparse):
     _assert_matches_reference(est, X, np.searchsorted(est.classes_, y).reshape(-1, 1))
 
 
+AUTO_CONFIGS = [params for params in SCHEDULE_FREE if "momentum" not in params]
+
+
+@pytest.mark.parametrize("params", AUTO_CONFIGS, ids=str)
+@pytest.mark.parametrize("loss", ["hinge", "log_loss", "modified_huber"])
+@pytest.mark.parametrize("density", ["dense", "sparse"])
+def test_auto_matches_reference(multiclass_data, params, loss, density):
+    """'auto' (DoG steps, the caps, t^2-weighted averaging; with momentum
+    where the data is dense) against the reference; on CSR input, and on
+    data sparse enough that 'auto' takes no momentum."""
+    X, y = multiclass_data
+    if density == "sparse":  # about 15% non-zeros
+        X = X * (np.random.RandomState(3).rand(*X.shape) < 0.25)
+    kw = dict(loss=loss, learning_rate="auto", alpha=0.01, max_iter=N_EPOCHS, tol=None,
+              shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDClassifier(**kw).fit(sp.csr_matrix(X), y)
+    _assert_matches_reference(est, X, _ovr(y, est.classes_))
+
+
+@pytest.mark.parametrize("loss, params", [
+    ("hinge", dict(batch_size=60)),
+    ("hinge", dict(batch_size=32, penalty="l1")),
+    ("hinge", dict(batch_size=32, average=300)),
+    ("modified_huber", dict(batch_size=60)),
+], ids=str)
+def test_auto_momentum_matches_reference(multiclass_data, loss, params):
+    """Large batches over 30 epochs, where the cap shortens the steps DoG
+    wants and 'auto' makes up for them with momentum: the engine agrees
+    with the reference, which without momentum would give another model."""
+    X, y = multiclass_data
+    est = MinibatchSGDClassifier(loss=loss, learning_rate="auto", alpha=0.01, max_iter=30,
+                                 tol=None, shuffle=False, **params).fit(X, y)
+    Y = _ovr(y, est.classes_)
+    _assert_matches_reference(est, X, Y)
+    without = _reference_for(est, X, Y, auto_momentum=0.0)
+    assert not np.allclose(est.coef_, without[2], rtol=1e-3, atol=0.0)
+
+
 def _assert_matches_reference(est, X, Y):
     W, b, avg, avg_b = _reference_for(est, X, Y)
     if avg is not None:
         W, b = avg, avg_b
     assert_allclose(est.coef_, W.reshape(est.coef_.shape), rtol=1e-9, atol=1e-12)
     assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
-    assert est.t_ == 1 + N_EPOCHS * X.shape[0]
+    assert est.t_ == 1 + est.max_iter * X.shape[0]
 
 
 SHUFFLED_CONFIGS = [
