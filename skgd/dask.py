@@ -637,7 +637,7 @@ class _MixingPass:
             self._mix(self.run_.gather(self.local, "the last mix"))
 
     def _mix(self, states):
-        _mix_into(self.state, states, self.data.rows)
+        self.state.mix(states, self.data.rows)
         self.local = None
         self.n_mixes += 1
 
@@ -646,78 +646,6 @@ def _worker_seed(seed, i):
     if i == 0:
         return seed
     return int((seed + i * 0x9E3779B1) % np.iinfo(np.int32).max)
-
-
-def _mix_into(state, states, rows):
-    """Replace ``state`` (the round's start) by the mix of the workers'
-    ``states``, weighted by ``rows`` (see the class notes)."""
-    names = ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",
-             "velocity_b", "clock", "norms")
-    if len(states) == 1:  # the mix of one state is that state
-        for name in names:
-            setattr(state, name, getattr(states[0], name))
-        state.version += 1
-        return
-    p = rows / rows.sum()
-    start_clock = state.clock
-    clock = states[0].clock.copy()
-    clock[K.T] = start_clock[K.T] + sum(s.clock[K.T] - start_clock[K.T] for s in states)
-    clock[K.SCALE] = 1.0
-    # the averaging sums' changes since the start, counted once (summing the
-    # workers' totals would count the start once per worker and double it
-    # every round: infinite, read as divergence, after ~1000 rounds)
-    clock[K.AVG_CHECK] = start_clock[K.AVG_CHECK] + sum(
-        s.clock[K.AVG_CHECK] - start_clock[K.AVG_CHECK] for s in states)
-    coef = _weighted([s.coef * s.clock[K.SCALE] for s in states], p)
-    if state.avg_coef.size:
-        _mix_averages(state, states, clock)
-    if state.l1_applied.size:
-        clock[K.L1_U] = float(np.dot(p, [s.clock[K.L1_U] for s in states]))
-        state.l1_applied = _weighted([s.l1_applied for s in states], p)
-        _pay_l1(coef, state.l1_applied, clock[K.L1_U])
-    if state.velocity.size:
-        state.velocity = _weighted([s.velocity for s in states], p)
-        state.velocity_b = _weighted([s.velocity_b for s in states], p)
-    state.coef = coef.astype(state.coef.dtype)
-    state.intercept = _weighted([s.intercept for s in states], p)
-    state.clock = clock
-    state.norms = np.zeros_like(state.norms)
-    K.recount_norms(state.coef, state.norms)
-    state.version += 1
-
-
-def _weighted(arrays, p):
-    out = np.zeros(arrays[0].shape)
-    for a, w in zip(arrays, p, strict=True):
-        out += w * a
-    return out
-
-
-def _mix_averages(state, states, clock):
-    """Pool the workers' averaging sums: the average of every step any
-    worker took since averaging began (the round's start counted once)."""
-    n0 = state.clock[K.AVG_N]
-    s0 = state.avg_coef + state.clock[K.AVG_B] * state.coef  # explicit sum of real weights
-    i0 = state.avg_intercept * n0
-    total, total_b, n = s0.copy(), i0.copy(), n0
-    for s in states:
-        total += (s.avg_coef + s.clock[K.AVG_B] * s.coef) - s0
-        total_b += s.avg_intercept * s.clock[K.AVG_N] - i0
-        n += s.clock[K.AVG_N] - n0
-    state.avg_coef = total
-    state.avg_intercept = total_b / n if n > 0 else np.zeros_like(total_b)
-    clock[K.AVG_B] = 0.0
-    clock[K.AVG_N] = n
-
-
-def _pay_l1(coef, applied, u):
-    """Each weight pays the cumulative L1 penalty it still owes, clipped at
-    zero (the engine's rule, Tsuruoka et al. 2009), in place."""
-    w = coef
-    new = np.where(w > 0, np.maximum(0.0, w - (u + applied)),
-                   np.where(w < 0, np.minimum(0.0, w + (u - applied)), 0.0))
-    applied += new - w
-    coef[...] = new
 
 
 # ------------------------------------------------------------ on a worker

@@ -264,7 +264,6 @@ def test_many_mixes_keep_the_averaging_check_finite():
     # about 1000 rounds (average=True, tol=None) a sound fit raised
     # "Floating-point under-/overflow".
     from skgd import _kernels as K
-    from skgd.dask import _mix_into
 
     est = MinibatchSGDClassifier(average=True)
     est._check_params()
@@ -275,7 +274,7 @@ def test_many_mixes_keep_the_averaging_check_finite():
         workers = [state.copy(), state.copy()]
         workers[0].clock[K.AVG_CHECK] += 0.5
         workers[1].clock[K.AVG_CHECK] += 0.25
-        _mix_into(state, workers, np.array([10, 30]))
+        state.mix(workers, np.array([10, 30]))
     assert state.clock[K.AVG_CHECK] == pytest.approx(1.0 + 1100 * 0.75)
     assert state.is_finite()
 
