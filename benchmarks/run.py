@@ -880,6 +880,32 @@ def dask_data_parallel(repeats):
           f"Incremental {times[('inc', 1)] / times[('inc', 2)]:.2f}x")
 
 
+def local_data_parallel(repeats):
+    """skgd.DataParallel on 2 threads against a plain fit (issue 26): dense
+    200k x 100 (log_loss, batch 32) and CSR 200k x 2^18 with 40 Zipf-placed
+    non-zeros a row (batch 1); 5 epochs, tol=None; held-out accuracy on a
+    quarter of the rows."""
+    from sklearn.model_selection import train_test_split
+
+    from skgd import DataParallel
+
+    sets = (("dense 200k x 100, batch 32", dense_binary_data(), 32),
+            ("CSR 200k x 2^18, 40 nnz, batch 1", text_like(nnz=40), 1))
+    for label, (X, y), batch_size in sets:
+        X, Xt, y, yt = train_test_split(X, y, test_size=0.25, random_state=0)
+        make = lambda bs=batch_size: MinibatchSGDClassifier(  # noqa: E731
+            loss="log_loss", batch_size=bs, max_iter=5, tol=None, random_state=0)
+        fits = [lambda: make().fit(X, y), lambda: DataParallel(make(), n_jobs=2).fit(X, y)]
+        t_fit, t_dp = median_times(fits, repeats)
+        acc_fit = make().fit(X, y).score(Xt, yt)
+        acc_dp = DataParallel(make(), n_jobs=2).fit(X, y).score(Xt, yt)
+        record(f"DataParallel {label}", "n_jobs=2, 5 epochs", "plain fit", t_dp, t_fit,
+               acc_dp, acc_fit, target=0.65)
+        print(f"  held-out accuracy {acc_dp:.4f} vs fit {acc_fit:.4f} "
+              f"(target: within 0.005): {'met' if abs(acc_dp - acc_fit) <= 0.005 else 'MISSED'}",
+              flush=True)
+
+
 WORKLOADS = {  # the targets of the engine-cost issue and of issue 24, run by default
     "reuters": reuters,
     "adult": adult,
@@ -897,6 +923,8 @@ WORKLOADS = {  # the targets of the engine-cost issue and of issue 24, run by de
     "random_search": random_search,
     "lr_grid": lr_grid,
     "compile": compile_cost,
+    # issue 26, every core of one machine
+    "data_parallel": local_data_parallel,
 }
 DEFAULT = list(WORKLOADS)
 WORKLOADS.update({  # extras, run only when named (or with --only all)

@@ -7,6 +7,7 @@ FIRST = [
     "plot_out_of_core_sms_spam.py",
     "plot_dask_incremental.py",
     "plot_dask_data_parallel.py",
+    "plot_data_parallel_threads.py",
 ]
 
 

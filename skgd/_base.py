@@ -863,9 +863,11 @@ class BaseMinibatchSGD(BaseEstimator):
 
         ``prepared`` is an :class:`_engine.Pass`, or anything with its
         ``run``, ``loss_failure`` and ``set_eta0`` that trains ``state`` in
-        place (``skgd.dask`` runs each epoch on a cluster, and brings the
-        state up to date in a ``finish`` called once after the last epoch,
-        before the best epoch or the stopped classes are put back); ``out_weight``
+        place (the parameter-mixing pass of ``skgd.dask`` and
+        ``skgd.DataParallel``, ``skgd._mixing``, runs each epoch on workers and
+        brings the state up to date in a ``finish`` called once after the
+        last epoch, before the best epoch or the stopped classes are put
+        back); ``out_weight``
         is the array it reads, written here when a class stops. Returns
         what :meth:`_run_epochs` returns. ``blowup``: a mean objective
         above which a problem counts as diverged (:func:`_check_blowup`).
@@ -940,7 +942,7 @@ class BaseMinibatchSGD(BaseEstimator):
                 if per_output:
                     active = rule.active
                     out_weight[active] = base_weight[active] * (rates[active] / state.eta)[:, None]
-        finish = getattr(prepared, "finish", None)  # (a pass on a cluster)
+        finish = getattr(prepared, "finish", None)  # (the mixing pass)
         if finish is not None:
             finish()
         if best.state is not None:

@@ -443,6 +443,85 @@ class EngineState:
         return _all_finite(self.clock, self.norms, self.intercept, self.avg_intercept,
                            self.velocity_b, self.velocity)
 
+    def mix(self, states, rows):
+        """Become the mix of ``states``, each trained from this state on its
+        own share of the rows (``rows``: how many each saw), weighted by
+        their rows: iterative parameter mixing (``skgd.dask.DataParallel``).
+
+        Weights, intercepts, velocities and the L1 ledger are averaged, and
+        each mixed weight then pays the L1 penalty it still owes, clipped at
+        zero (the engine's rule); the averaging sums pool every step any
+        state took since averaging began (this state's counted once); the
+        sample count adds the states' samples. The mix of one state is that
+        state.
+        """
+        names = ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",
+                 "velocity_b", "clock", "norms")
+        if len(states) == 1:
+            for name in names:
+                setattr(self, name, getattr(states[0], name))
+            self.version += 1
+            return
+        p = rows / rows.sum()
+        start_clock = self.clock
+        clock = states[0].clock.copy()
+        clock[K.T] = start_clock[K.T] + sum(s.clock[K.T] - start_clock[K.T] for s in states)
+        clock[K.SCALE] = 1.0
+        # the averaging sums' changes since the start, counted once (summing
+        # the states' totals would count the start once per state and double
+        # it every round: infinite, read as divergence, after ~1000 rounds)
+        clock[K.AVG_CHECK] = start_clock[K.AVG_CHECK] + sum(
+            s.clock[K.AVG_CHECK] - start_clock[K.AVG_CHECK] for s in states)
+        coef = _weighted([s.coef * s.clock[K.SCALE] for s in states], p)
+        if self.avg_coef.size:
+            self._pool_averages(states, clock)
+        if self.l1_applied.size:
+            clock[K.L1_U] = float(np.dot(p, [s.clock[K.L1_U] for s in states]))
+            self.l1_applied = _weighted([s.l1_applied for s in states], p)
+            _pay_l1(coef, self.l1_applied, clock[K.L1_U])
+        if self.velocity.size:
+            self.velocity = _weighted([s.velocity for s in states], p)
+            self.velocity_b = _weighted([s.velocity_b for s in states], p)
+        self.coef = coef.astype(self.coef.dtype)
+        self.intercept = _weighted([s.intercept for s in states], p)
+        self.clock = clock
+        self.norms = np.zeros_like(self.norms)
+        K.recount_norms(self.coef, self.norms)
+        self.version += 1
+
+    def _pool_averages(self, states, clock):
+        """The averaging sums of :meth:`mix`: the average of every step any
+        state took since averaging began (this state's sums counted once)."""
+        n0 = self.clock[K.AVG_N]
+        s0 = self.avg_coef + self.clock[K.AVG_B] * self.coef  # explicit sum of real weights
+        i0 = self.avg_intercept * n0
+        total, total_b, n = s0.copy(), i0.copy(), n0
+        for s in states:
+            total += (s.avg_coef + s.clock[K.AVG_B] * s.coef) - s0
+            total_b += s.avg_intercept * s.clock[K.AVG_N] - i0
+            n += s.clock[K.AVG_N] - n0
+        self.avg_coef = total
+        self.avg_intercept = total_b / n if n > 0 else np.zeros_like(total_b)
+        clock[K.AVG_B] = 0.0
+        clock[K.AVG_N] = n
+
+
+def _weighted(arrays, p):
+    out = np.zeros(arrays[0].shape)
+    for a, w in zip(arrays, p, strict=True):
+        out += w * a
+    return out
+
+
+def _pay_l1(coef, applied, u):
+    """Each weight pays the cumulative L1 penalty it still owes, clipped at
+    zero (the engine's rule, Tsuruoka et al. 2009), in place."""
+    w = coef
+    new = np.where(w > 0, np.maximum(0.0, w - (u + applied)),
+                   np.where(w < 0, np.minimum(0.0, w + (u - applied)), 0.0))
+    applied += new - w
+    coef[...] = new
+
 
 @numba.njit(**K._JIT)
 def _finite_values(a):

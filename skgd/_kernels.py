@@ -653,6 +653,25 @@ def _output_weight(out_weight, Y, i, k):
     return impl
 
 
+def output_stopped(out_weight, Y, k):
+    """Whether output ``k`` is a one-vs-rest class that stopped (weight 0 on
+    both targets; a class's negatives always weigh 1 while it trains). Its
+    derivatives are multiplied by 0, so the pass skips its scores: the
+    epoch loop puts its weights back as they were when it stopped. False
+    when ``out_weight`` is None."""
+
+
+@overload(output_stopped, jit_options=_JIT)
+def _output_stopped(out_weight, Y, k):
+    if isinstance(out_weight, types.NoneType):
+        return lambda out_weight, Y, k: False
+
+    def impl(out_weight, Y, k):
+        return out_weight[k, 0] == 0.0 and out_weight[k, 1] == 0.0
+
+    return impl
+
+
 def output_penalty(l1, hyper, scale, norms, k):
     """Output ``k``'s penalty at the current weights, 0 with a
     passive-aggressive schedule (scikit-learn's passive-aggressive objective
@@ -1260,22 +1279,113 @@ def _l1_penalty(l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched
         for s in range(n_touched):
             j = touched[s]
             for k in range(coef.shape[0]):
-                old = coef[k, j]
-                w = scale * old
-                z = w
-                if w > 0.0:
-                    w = max(0.0, w - (u + l1_applied[k, j]))
-                elif w < 0.0:
-                    w = min(0.0, w + (u - l1_applied[k, j]))
-                l1_applied[k, j] += w - z
-                new = w / scale
-                coef[k, j] = new
-                norms[k, SQ] += new * new - old * old
-                norms[k, ABS] += abs(new) - abs(old)
-                if b != 0.0:
-                    avg_coef[k, j] -= b * (new - old)
-                    moved += abs(b * (new - old))
+                d_sq, d_ab, d_moved = penalize_l1(j, u, scale, b, coef, l1_applied, avg_coef, k)
+                norms[k, SQ] += d_sq
+                norms[k, ABS] += d_ab
+                moved += d_moved
         clock[AVG_CHECK] += moved
+
+    return impl
+
+
+def row_l1_penalties(l1, X, i, coef, l1_applied, avg_coef, clock, norms, eta, out_weight, Y,
+                     skip_stopped):
+    """Step: :func:`l1_penalty` for a per-sample step, on row ``i``'s columns
+    (no marking: see :func:`row_l1_penalty`), each output's in turn; the
+    stopped one-vs-rest classes are skipped if ``skip_stopped`` (their
+    weights are put back as they stopped). Nothing when L1 is off."""
+
+
+@overload(row_l1_penalties, jit_options=_JIT)
+def _row_l1_penalties(l1, X, i, coef, l1_applied, avg_coef, clock, norms, eta, out_weight, Y,
+                      skip_stopped):
+    if isinstance(l1, types.NoneType):
+        return (lambda l1, X, i, coef, l1_applied, avg_coef, clock, norms, eta, out_weight, Y,
+                skip_stopped: None)
+
+    def impl(l1, X, i, coef, l1_applied, avg_coef, clock, norms, eta, out_weight, Y,
+             skip_stopped):
+        clock[L1_U] += eta * l1
+        u = clock[L1_U]
+        scale = clock[SCALE]
+        b = clock[AVG_B]
+        moved = 0.0
+        for k in range(coef.shape[0]):
+            if skip_stopped and output_stopped(out_weight, Y, k):
+                continue
+            d_sq, d_ab, d_moved = row_l1_penalty(X, i, u, scale, b, coef, l1_applied, avg_coef, k)
+            norms[k, SQ] += d_sq
+            norms[k, ABS] += d_ab
+            moved += d_moved
+        clock[AVG_CHECK] += moved
+
+    return impl
+
+
+def row_l1_penalty(X, i, u, scale, avg_b, W, Q, A, k):
+    """The cumulative L1 penalty on row ``i``'s columns of ``W[k]`` (per-sample
+    steps: the row's columns are the step's); returns the changes of
+    ``sum(W**2)`` and ``sum(|W|)`` and the lazy average's movement.
+
+    The penalty is idempotent on a column (a second application finds the
+    weight already paid up to ``u``), so a CSR row's duplicate columns need
+    no marking. ``Q`` is the ledger of penalties applied, ``A`` the lazy
+    average (corrected only while ``avg_b`` is non-zero).
+    """
+
+
+@numba.njit(**_INLINE)
+def penalize_l1(j, u, scale, avg_b, W, Q, A, k):
+    """The cumulative L1 penalty on ``W[k, j]`` (see :func:`row_l1_penalty`)."""
+    old = W[k, j]
+    w = scale * old
+    z = w
+    if w > 0.0:
+        w = max(0.0, w - (u + Q[k, j]))
+    elif w < 0.0:
+        w = min(0.0, w + (u - Q[k, j]))
+    Q[k, j] += w - z
+    new = w / scale
+    W[k, j] = new
+    moved = 0.0
+    if avg_b != 0.0:
+        A[k, j] -= avg_b * (new - old)
+        moved = abs(avg_b * (new - old))
+    return new * new - old * old, abs(new) - abs(old), moved
+
+
+@overload(row_l1_penalty, jit_options=_INLINE)
+def _row_l1_penalty(X, i, u, scale, avg_b, W, Q, A, k):
+    if _dense(X):
+
+        def impl(X, i, u, scale, avg_b, W, Q, A, k):
+            x = X[0]
+            dsq = 0.0
+            dab = 0.0
+            moved = 0.0
+            for j in range(x.shape[1]):
+                if x[i, j] != 0:
+                    a, b_, c = penalize_l1(j, u, scale, avg_b, W, Q, A, k)
+                    dsq += a
+                    dab += b_
+                    moved += c
+            return dsq, dab, moved
+
+    else:
+
+        def impl(X, i, u, scale, avg_b, W, Q, A, k):
+            data, indices, indptr = X
+            dsq = 0.0
+            dab = 0.0
+            moved = 0.0
+            lo, hi = row_span(indptr, i)
+            for jj in range(lo, hi):
+                if data[jj] != 0:
+                    a, b_, c = penalize_l1(column(indices, jj), u, scale, avg_b, W, Q, A, k)
+                    dsq += a
+                    dab += b_
+                    moved += c
+            return dsq, dab, moved
 
     return impl
 
@@ -1561,6 +1671,9 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     prefetch_w = hyper[H_PREFETCH_WEIGHTS] != 0.0
     prefetch_x = hyper[H_PREFETCH_ROWS] != 0.0
     track, buffered = rule_flags(rule)
+    # a per-sample step without a gradient buffer penalizes its row's
+    # columns directly: no marking (see row_l1_penalty)
+    row_l1 = per_sample is None and not buffered
 
     derivs = np.empty((min(batch, n_rows), n_out))
     scores = np.empty(n_out)
@@ -1568,7 +1681,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     values = np.empty(n_out)
     passive_aggressive = PA1 <= hyper[H_SCHEDULE] <= PA2
     auto = hyper[H_SCHEDULE] == AUTO
-    width = batch_cap if track else 0
+    width = batch_cap if track and not row_l1 else 0
     grad = np.zeros((n_out, width if buffered else 0))
     grad_b = np.zeros(n_out)
     touched = np.empty(width, dtype=np.int64)
@@ -1601,7 +1714,10 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
             i = order[start + r]
             journal_row(journal, X, i, coef, avg_coef, l1_applied)
             for k in range(n_out):
-                scores[k] = scale * row_dot(X, i, coef, k) + intercept[k]
+                if output_stopped(out_weight, Y, k):
+                    scores[k] = 0.0  # (its derivative's weight is 0)
+                else:
+                    scores[k] = scale * row_dot(X, i, coef, k) + intercept[k]
             loss_derivatives(loss, loss_params, scores, Y, i, row_derivs, values, report)
             sw = sample_weight[i]
             # No clamp on the derivatives (scikit-learn clamps at 1e12): a
@@ -1637,7 +1753,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
         mu = momentum_coefficient(rule.momentum, auto, full_eta, batch * rate)
 
         n_touched = 0
-        if track:
+        if track and not row_l1:
             for r in range(m):
                 n_touched = mark_row(X, order[start + r], slot, touched, n_touched)
 
@@ -1690,9 +1806,15 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
                     intercept[k] -= eta_b / m * s
 
         # 5. L1: the cumulative penalty on the weights this batch touched.
-        l1_penalty(rule.l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched, eta)
+        if row_l1:
+            # ('auto' reads every output's norms: the stopped ones' too)
+            row_l1_penalties(rule.l1, X, order[start], coef, l1_applied, avg_coef, clock, norms,
+                             eta, out_weight, Y, not auto)
+        else:
+            l1_penalty(rule.l1, coef, l1_applied, avg_coef, clock, norms, touched, n_touched,
+                       eta)
 
-        if track:
+        if track and not row_l1:
             for s in range(n_touched):
                 slot[touched[s]] = -1
 

@@ -67,7 +67,7 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
     intercept_decay = hyper[K.H_INTERCEPT_DECAY]
 
     derivs = np.empty((min(batch, n_rows), 1))
-    touched = np.empty(batch_cap if with_l1 else 0, dtype=np.int64)
+    touched = np.empty(batch_cap if with_l1 and per_sample is not None else 0, dtype=np.int64)
     dense_grad = K.dense_gradient_buffer(X, per_sample, 1)
 
     if shuffle_seed >= 0:
@@ -124,7 +124,7 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
         counted_sum += batch_counted
 
         n_touched = 0
-        if with_l1:
+        if with_l1 and per_sample is not None:  # (a per-sample step penalizes its row)
             for r in range(m):
                 n_touched = K.mark_row(X, order[start + r], slot, touched, n_touched)
 
@@ -180,7 +180,14 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
             b -= eta_b / m * s
 
         # 4. L1: the cumulative penalty on the weights this batch touched.
-        if with_l1:
+        if with_l1 and per_sample is None:
+            clock[K.L1_U] += eta * l1
+            d_sq, d_ab, d_moved = K.row_l1_penalty(X, order[start], clock[K.L1_U], scale, avg_b,
+                                                   coef, l1_applied, avg_coef, 0)
+            sq += d_sq
+            ab += d_ab
+            moved += d_moved
+        elif with_l1:
             clock[K.SCALE] = scale
             clock[K.AVG_B] = avg_b
             clock[K.AVG_CHECK] = moved

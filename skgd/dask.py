@@ -24,13 +24,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, is_classifier
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
-from . import _engine
-from . import _kernels as K
-from ._base import _largest_weights
+from . import _engine, _mixing
 
 _EXTRA = ('skgd.dask needs the extra "skgd[dask]" (dask[distributed]): '
           'pip install "skgd[dask]"')
@@ -166,7 +164,8 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         """
         self._validate_params()
         client = _current_client()
-        est = self._shell()
+        est = _mixing.training_copy("DataParallel", self.estimator,
+                                    getattr(self, "estimator_", None))
         X, y, sample_weight = _aligned(X, y, sample_weight)
         class_weights = None
         if is_classifier(est):
@@ -176,8 +175,9 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         run = _Run(client, est, self.timeout)
         try:
             data = run.prepare(blocks, class_weights)
-            state, plan, hyper, out_weight = _start_state(est, X, data.reports)
-            mixing = _MixingPass(run, data, state, hyper, out_weight, self.mix_every)
+            state, plan, hyper, out_weight = _mixing.start_state(est, X.dtype, X.shape[1],
+                                                                 data.reports)
+            mixing = _mixing.MixingPass(run, data, state, hyper, out_weight, self.mix_every)
             n_iter, curve, _ = est._epoch_loop(state, plan, mixing, hyper, n_rows=data.n_rows,
                                                max_epochs=est.max_iter, out_weight=out_weight)
         finally:
@@ -193,38 +193,6 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         if is_classifier(est):
             self.classes_ = est.classes_
         return self
-
-    def _shell(self):
-        """The estimator to train: a clone, or with ``warm_start`` the last
-        trained model given the parameters of ``estimator`` as they are now
-        (as the estimator's own warm-started ``fit``), checked."""
-        est = clone(self.estimator)
-        warm = (getattr(est, "warm_start", False) and hasattr(self, "estimator_")
-                and type(self.estimator_) is type(est))
-        if warm:
-            params = est.get_params(deep=False)
-            est = _copy(self.estimator_)
-            est.set_params(**params)
-        if not hasattr(est, "_epoch_loop"):
-            raise TypeError(
-                f"DataParallel trains skgd estimators (MinibatchSGDClassifier, "
-                f"MinibatchSGDRegressor); got {type(self.estimator).__name__}."
-            )
-        est._check_params()
-        if est.early_stopping:
-            raise ValueError(
-                "DataParallel does not support early_stopping=True: the validation "
-                "split would have to be scored on the client every epoch. Hold out a "
-                "validation set yourself and score estimator_ on it."
-            )
-        if est.learning_rate == "auto":
-            # its measured rate (reach and gradient sum) is not mixed yet
-            raise ValueError(
-                "DataParallel does not support learning_rate='auto' yet: the rate it "
-                "measures on each worker is not combined at a mix. Use another "
-                "learning_rate, or fit 'auto' in one process."
-            )
-        return est
 
     # ---------------------------------------------------------- predicting
 
@@ -342,12 +310,6 @@ def _current_client():
         ) from exc
 
 
-def _copy(est):
-    import copy
-
-    return copy.deepcopy(est)
-
-
 def _is_dask(obj):
     return dask.is_dask_collection(obj)
 
@@ -458,28 +420,12 @@ def _flat_keys(arr):
     return keys
 
 
-class _Prepared:
-    """Each worker's prepared data (futures) and what it reported."""
-
-    def __init__(self, workers, futures, reports):
-        self.workers = workers
-        self.futures = futures
-        self.reports = reports
-        self.rows = np.array([r["n_rows"] for r in reports], dtype=np.int64)
-        self.n_rows = int(self.rows.sum())
-
-
 class _Run:
     """Task submission and waiting for one fit, with its timeout."""
 
     def __init__(self, client, est, timeout):
         self.client = client
-        # what the workers need of the estimator: its parameters, classes and
-        # width (not a warm start's trained state, shipped with every task)
-        self.est = clone(est)
-        for name in ("classes_", "n_features_in_"):
-            if hasattr(est, name):
-                setattr(self.est, name, getattr(est, name))
+        self.est = _mixing.shipped_estimator(est)  # (shipped with every task)
         self.timeout = timeout
         self.token = uuid.uuid4().hex[:12]
         self.submitted = []
@@ -510,7 +456,7 @@ class _Run:
             raise ValueError("X has no rows to train on.")
         if not any(r["weight"] for r in reports):
             raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
-        return _Prepared(workers, futures, reports)
+        return _mixing.Shards(workers, futures, reports)
 
     def submit(self, fn, *args, name):
         return self.client.submit(fn, *args, pure=False,
@@ -557,181 +503,7 @@ class _Run:
         )
 
 
-def _start_state(est, X, reports):
-    """The fit's starting state, with the data's smoothness and intercept
-    decay from the workers' reports, as ``_run_epochs`` prepares it."""
-    n_out = est._n_outputs(est.classes_.size) if is_classifier(est) else 1
-    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    coef_init, intercept_init = est._init_arrays(n_out, X.shape[1], None, None)
-    state = est._new_state(n_out, X.shape[1], dtype, coef_init, intercept_init, for_fit=True)
-    state.shuffle_seed = est._shuffle_seed()
-    # The caps must hold on every worker's rows: the largest curvature of
-    # any (an upper bound of the whole data's, whose covariance is the
-    # row-weighted mean of theirs); the intercept's decay is the majority's.
-    for r in reports:
-        state.see_data(r["smoothness"])
-    traces = [r["lam_trace"] for r in reports if r["lam_trace"] is not None]
-    state.lam_trace = max(traces) if traces else None
-    state.intercept_decay = max(reports, key=lambda r: r["n_rows"])["intercept_decay"]
-    plan = est._plan()
-    state.conform(plan.rule)
-    hyper = est._hyper(state, plan, sum(r["n_rows"] for r in reports))
-    est._warn_if_capped(state, hyper)
-    out_weight = est._problem_weights(state, reports[0]["out_weight"])
-    return state, plan, hyper, out_weight
-
-
-class _MixingPass:
-    """The epoch of a distributed fit, with the interface of
-    :class:`skgd._engine.Pass`: ``run`` trains ``state`` in place (every
-    worker over its own rows, mixed every ``mix_every`` epochs) and returns
-    the objective sums of all rows."""
-
-    def __init__(self, run, data, state, hyper, out_weight, mix_every):
-        self.run_ = run
-        self.data = data
-        self.state = state
-        self.hyper = np.array(hyper, dtype=np.float64)
-        self.out_weight = out_weight
-        self.mix_every = mix_every
-        self.local = None  # the workers' state futures between mixes
-        self.epoch = 0
-        self.n_mixes = 0
-        # worker 0 shuffles as fit does; the others from seeds of their own
-        self.seeds = [_worker_seed(state.shuffle_seed, i) for i in range(len(data.workers))]
-
-    def set_eta0(self, eta0):
-        self.hyper[K.H_ETA0] = eta0
-
-    def loss_failure(self):
-        return None  # a worker raises its loss's failure itself
-
-    def run(self):
-        self.epoch += 1
-        run = self.run_
-        if self.local is None:  # a round starts from the mixed state
-            start = self.state.copy()
-            starts = [(start, seed) for seed in self.seeds]
-        else:
-            starts = [(s, None) for s in self.local]
-        # copies: the epoch loop writes both between epochs
-        hyper = self.hyper.copy()
-        out_weight = None if self.out_weight is None else self.out_weight.copy()
-        out = [run.submit(_local_epoch, data, st, seed, hyper, out_weight, run.est,
-                          name="epoch")
-               for data, (st, seed) in zip(self.data.futures, starts, strict=True)]
-        what = f"epoch {self.epoch}"
-        if self.epoch % self.mix_every == 0:
-            results = run.gather(out, what)
-            self._mix([r[0] for r in results])
-            sums = [r[1] for r in results]
-        else:
-            self.local = [run.submit(operator.itemgetter(0), f, name="state") for f in out]
-            sums = run.gather([run.submit(operator.itemgetter(1), f, name="sums")
-                               for f in out], what)
-        return np.sum(sums, axis=0)
-
-    def finish(self):
-        """Mix what the workers ran since the last mix."""
-        if self.local is not None:
-            self._mix(self.run_.gather(self.local, "the last mix"))
-
-    def _mix(self, states):
-        _mix_into(self.state, states, self.data.rows)
-        self.local = None
-        self.n_mixes += 1
-
-
-def _worker_seed(seed, i):
-    if i == 0:
-        return seed
-    return int((seed + i * 0x9E3779B1) % np.iinfo(np.int32).max)
-
-
-def _mix_into(state, states, rows):
-    """Replace ``state`` (the round's start) by the mix of the workers'
-    ``states``, weighted by ``rows`` (see the class notes)."""
-    names = ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",
-             "velocity_b", "clock", "norms")
-    if len(states) == 1:  # the mix of one state is that state
-        for name in names:
-            setattr(state, name, getattr(states[0], name))
-        state.version += 1
-        return
-    p = rows / rows.sum()
-    start_clock = state.clock
-    clock = states[0].clock.copy()
-    clock[K.T] = start_clock[K.T] + sum(s.clock[K.T] - start_clock[K.T] for s in states)
-    clock[K.SCALE] = 1.0
-    # the averaging sums' changes since the start, counted once (summing the
-    # workers' totals would count the start once per worker and double it
-    # every round: infinite, read as divergence, after ~1000 rounds)
-    clock[K.AVG_CHECK] = start_clock[K.AVG_CHECK] + sum(
-        s.clock[K.AVG_CHECK] - start_clock[K.AVG_CHECK] for s in states)
-    coef = _weighted([s.coef * s.clock[K.SCALE] for s in states], p)
-    if state.avg_coef.size:
-        _mix_averages(state, states, clock)
-    if state.l1_applied.size:
-        clock[K.L1_U] = float(np.dot(p, [s.clock[K.L1_U] for s in states]))
-        state.l1_applied = _weighted([s.l1_applied for s in states], p)
-        _pay_l1(coef, state.l1_applied, clock[K.L1_U])
-    if state.velocity.size:
-        state.velocity = _weighted([s.velocity for s in states], p)
-        state.velocity_b = _weighted([s.velocity_b for s in states], p)
-    state.coef = coef.astype(state.coef.dtype)
-    state.intercept = _weighted([s.intercept for s in states], p)
-    state.clock = clock
-    state.norms = np.zeros_like(state.norms)
-    K.recount_norms(state.coef, state.norms)
-    state.version += 1
-
-
-def _weighted(arrays, p):
-    out = np.zeros(arrays[0].shape)
-    for a, w in zip(arrays, p, strict=True):
-        out += w * a
-    return out
-
-
-def _mix_averages(state, states, clock):
-    """Pool the workers' averaging sums: the average of every step any
-    worker took since averaging began (the round's start counted once)."""
-    n0 = state.clock[K.AVG_N]
-    s0 = state.avg_coef + state.clock[K.AVG_B] * state.coef  # explicit sum of real weights
-    i0 = state.avg_intercept * n0
-    total, total_b, n = s0.copy(), i0.copy(), n0
-    for s in states:
-        total += (s.avg_coef + s.clock[K.AVG_B] * s.coef) - s0
-        total_b += s.avg_intercept * s.clock[K.AVG_N] - i0
-        n += s.clock[K.AVG_N] - n0
-    state.avg_coef = total
-    state.avg_intercept = total_b / n if n > 0 else np.zeros_like(total_b)
-    clock[K.AVG_B] = 0.0
-    clock[K.AVG_N] = n
-
-
-def _pay_l1(coef, applied, u):
-    """Each weight pays the cumulative L1 penalty it still owes, clipped at
-    zero (the engine's rule, Tsuruoka et al. 2009), in place."""
-    w = coef
-    new = np.where(w > 0, np.maximum(0.0, w - (u + applied)),
-                   np.where(w < 0, np.minimum(0.0, w + (u - applied)), 0.0))
-    applied += new - w
-    coef[...] = new
-
-
 # ------------------------------------------------------------ on a worker
-
-
-class _Local:
-    """A worker's rows, validated and encoded once for the whole fit."""
-
-    def __init__(self, X, Y, sample_weight, report):
-        self.X = X
-        self.Y = Y
-        self.sample_weight = sample_weight
-        self.rows = np.arange(X.shape[0], dtype=np.int64)
-        self.report = report
 
 
 def _concat(blocks):
@@ -746,7 +518,7 @@ def _prepare_local(est, class_weights, xs, ys, ws):
     """Concatenate a worker's blocks (in block order), validate and encode
     them, and measure what the step caps need (see ``_see_data``)."""
     if not xs or sum(x.shape[0] for x in xs) == 0:
-        return _Local(np.zeros((0, 0)), None, None, {"n_rows": 0})
+        return _mixing.Shard(np.zeros((0, 0)), None, None, {"n_rows": 0})
     X = _concat(xs)
     y = np.concatenate([np.asarray(v).reshape(-1) for v in ys])
     w = None if ws is None else np.concatenate([np.asarray(v).reshape(-1) for v in ws])
@@ -759,29 +531,7 @@ def _prepare_local(est, class_weights, xs, ys, ws):
     if masked:
         sw = np.zeros_like(sw)
     X = _engine.narrow_indices(X)
-    plan = est._plan()
-    n_out = est._n_outputs(est.classes_.size) if is_classifier(est) else 1
-    probe = est._new_state(n_out, X.shape[1], X.dtype, for_fit=True)
     rows = np.arange(X.shape[0], dtype=np.int64)
-    est._see_data(probe, X, rows, _largest_weights(sw, Y, out_weight), plan.loss)
-    report = {"n_rows": X.shape[0], "smoothness": probe.smoothness,
-              "intercept_decay": probe.intercept_decay, "lam_trace": probe.lam_trace,
-              "out_weight": out_weight, "weight": float(sw.sum())}
-    return _Local(X, Y, sw, report)
+    return _mixing.Shard(X, Y, sw, _mixing.shard_report(est, X, Y, sw, out_weight, rows), rows)
 
 
-def _local_epoch(local, state, seed, hyper, out_weight, est):
-    """One epoch over a worker's rows from ``state`` (copied): the new state
-    and the objective sums (see ``skgd._engine.Pass.run``)."""
-    state = state.copy()
-    if seed is not None:
-        state.shuffle_seed = seed
-    hyper = _engine.Hyper(*hyper)
-    hyper = hyper._replace(batch_size=min(hyper.batch_size, max(local.X.shape[0], 1)))
-    plan = est._plan()
-    prepared = _engine.Pass(state, local.X, local.Y, local.sample_weight, local.rows, hyper,
-                            plan.rule, plan.spec, plan.params, est.shuffle,
-                            out_weight=out_weight)
-    sums = prepared.run()
-    est._raise_loss_failure(prepared, plan)
-    return state, sums

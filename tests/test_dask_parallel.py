@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.datasets import make_classification, make_regression
+from parallel_configs import CONFIGS, classification, make_data, regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
@@ -51,52 +51,11 @@ def _dask(X, y, sw=None, chunk=CHUNK):
     return (Xd, yd) if sw is None else (Xd, yd, da.from_array(sw, chunks=chunk))
 
 
-def _classification(n_classes, sparse, n=3000, seed=0):
-    X, y = make_classification(n_samples=n, n_features=20, n_informative=8,
-                               n_classes=n_classes, random_state=seed, class_sep=1.5)
-    if sparse:
-        X[np.abs(X) < 0.8] = 0.0  # about half the values
-        X = sp.csr_matrix(X)
-    return X, y
-
-
-def _regression(sparse, n=3000):
-    X, y = make_regression(n_samples=n, n_features=20, n_informative=10, noise=5.0,
-                           random_state=0)
-    y = y / y.std()
-    if sparse:
-        X[np.abs(X) < 0.8] = 0.0
-        X = sp.csr_matrix(X)
-    return X, y
-
-
-CONFIGS = {
-    "binary-hinge": (lambda: MinibatchSGDClassifier(batch_size=16, random_state=0), 2),
-    "binary-log-avg-l1-momentum": (lambda: MinibatchSGDClassifier(
-        loss="log_loss", penalty="elasticnet", average=True, momentum=0.5, batch_size=8,
-        learning_rate="constant", eta0=0.01, random_state=1), 2),
-    "ovr-log-avg": (lambda: MinibatchSGDClassifier(
-        loss="log_loss", average=True, batch_size=16, random_state=0), 3),
-    "ovr-hinge-balanced-clip": (lambda: MinibatchSGDClassifier(
-        class_weight="balanced", clip_norm=1.0, batch_size=4, random_state=2), 3),
-    "multinomial": (lambda: MinibatchSGDClassifier(
-        loss="log_loss", multi_class="multinomial", batch_size=32, random_state=0), 3),
-    "regressor": (lambda: MinibatchSGDRegressor(batch_size=16, random_state=0), None),
-    "regressor-avg-l1": (lambda: MinibatchSGDRegressor(
-        penalty="l1", alpha=1e-3, average=True, batch_size=1, random_state=0), None),
-}
-
-
-def _data(n_classes, sparse, n=3000):
-    return _regression(sparse, n) if n_classes is None else _classification(
-        n_classes, sparse, n)
-
-
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_one_worker_equals_fit(client, name, sparse):
     make, n_classes = CONFIGS[name]
-    X, y = _data(n_classes, sparse)
+    X, y = make_data(n_classes, sparse)
     sw = np.random.RandomState(0).uniform(0.5, 2.0, X.shape[0])
     ref = make().set_params(max_iter=15).fit(X, y, sample_weight=sw)
     model = DataParallel(make().set_params(max_iter=15), workers=_workers(client)[:1])
@@ -118,7 +77,7 @@ def _score(est, X, y):
 def test_two_workers_score_as_one_process(client, kind, sparse):
     n_classes = {"binary": 2, "ovr": 3, "multinomial": 3, "regressor": None}[kind]
     # a large test half: 0.005 is 40 rows of it
-    X, y = _data(n_classes, sparse, n=16000)
+    X, y = make_data(n_classes, sparse, n=16000)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.5, random_state=0)
     if n_classes is None:
         make = lambda: MinibatchSGDRegressor(batch_size=16, average=True, random_state=0)  # noqa: E731
@@ -134,7 +93,7 @@ def test_two_workers_score_as_one_process(client, kind, sparse):
 
 
 def test_l1_gives_exact_zeros_after_mixing(client):
-    X, y = _classification(2, sparse=False, n=6000)
+    X, y = classification(2, sparse=False, n=6000)
     X = np.hstack([X, np.random.RandomState(1).randn(X.shape[0], 20)])  # noise features
     make = lambda: MinibatchSGDClassifier(  # noqa: E731
         loss="log_loss", penalty="l1", alpha=1e-3, batch_size=16, random_state=0)
@@ -147,7 +106,7 @@ def test_l1_gives_exact_zeros_after_mixing(client):
 
 
 def test_mix_every_two_epochs(client):
-    X, y = _classification(3, sparse=False, n=6000)
+    X, y = classification(3, sparse=False, n=6000)
     make = lambda: MinibatchSGDClassifier(  # noqa: E731
         loss="log_loss", batch_size=16, average=True, max_iter=7, tol=None, random_state=0)
     model = DataParallel(make(), mix_every=2).fit(*_dask(X, y))
@@ -157,7 +116,7 @@ def test_mix_every_two_epochs(client):
 
 
 def test_predictions_on_dask_and_in_memory_input(client):
-    X, y = _classification(3, sparse=False)
+    X, y = classification(3, sparse=False)
     Xd, yd = _dask(X, y)
     model = DataParallel(MinibatchSGDClassifier(loss="log_loss", batch_size=16,
                                                 random_state=0, max_iter=5)).fit(Xd, yd)
@@ -182,7 +141,7 @@ def test_predictions_on_dask_and_in_memory_input(client):
 
 
 def test_regressor_predictions_and_r2(client):
-    X, y = _regression(sparse=False)
+    X, y = regression(sparse=False)
     Xd, yd = _dask(X, y)
     model = DataParallel(MinibatchSGDRegressor(batch_size=16, random_state=0)).fit(Xd, yd)
     assert_allclose(model.predict(Xd).compute(), model.estimator_.predict(X))
@@ -190,7 +149,7 @@ def test_regressor_predictions_and_r2(client):
 
 
 def test_fitted_estimator_is_ordinary(client):
-    X, y = _classification(2, sparse=False)
+    X, y = classification(2, sparse=False)
     model = DataParallel(MinibatchSGDClassifier(batch_size=16, random_state=0, max_iter=5))
     est = model.fit(*_dask(X, y)).estimator_
     again = pickle.loads(pickle.dumps(est))
@@ -202,7 +161,7 @@ def test_fitted_estimator_is_ordinary(client):
 
 
 def test_refusals(client):
-    X, y = _classification(2, sparse=False, n=500)
+    X, y = classification(2, sparse=False, n=500)
     with pytest.raises(ValueError, match="early_stopping"):
         DataParallel(MinibatchSGDClassifier(early_stopping=True)).fit(*_dask(X, y))
     with pytest.raises(TypeError, match="dask arrays"):
@@ -212,7 +171,7 @@ def test_refusals(client):
 
 
 def test_an_error_on_a_worker_reaches_the_caller(client):
-    X, y = _classification(2, sparse=False, n=500)
+    X, y = classification(2, sparse=False, n=500)
     X[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         DataParallel(MinibatchSGDClassifier(), timeout=60).fit(*_dask(X, y, chunk=250))
@@ -220,7 +179,7 @@ def test_an_error_on_a_worker_reaches_the_caller(client):
 
 def test_a_killed_worker_ends_in_a_result_or_a_clear_error():
     # its own cluster: the kill must not disturb the other tests
-    X, y = _classification(2, sparse=False, n=20000)
+    X, y = classification(2, sparse=False, n=20000)
     outcome = {}
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
@@ -264,7 +223,6 @@ def test_many_mixes_keep_the_averaging_check_finite():
     # about 1000 rounds (average=True, tol=None) a sound fit raised
     # "Floating-point under-/overflow".
     from skgd import _kernels as K
-    from skgd.dask import _mix_into
 
     est = MinibatchSGDClassifier(average=True)
     est._check_params()
@@ -275,7 +233,7 @@ def test_many_mixes_keep_the_averaging_check_finite():
         workers = [state.copy(), state.copy()]
         workers[0].clock[K.AVG_CHECK] += 0.5
         workers[1].clock[K.AVG_CHECK] += 0.25
-        _mix_into(state, workers, np.array([10, 30]))
+        state.mix(workers, np.array([10, 30]))
     assert state.clock[K.AVG_CHECK] == pytest.approx(1.0 + 1100 * 0.75)
     assert state.is_finite()
 
@@ -284,7 +242,7 @@ def test_warm_start_refit_takes_the_new_parameters(client):
     # With warm_start=True a refit continues from estimator_'s weights but
     # with the parameters of `estimator` as they are now (set_params after a
     # fit, as for the estimator's own fit); it used to run estimator_'s old ones.
-    X, y = _classification(2, sparse=False, n=2000)
+    X, y = classification(2, sparse=False, n=2000)
     make = lambda: MinibatchSGDClassifier(  # noqa: E731
         warm_start=True, max_iter=3, tol=None, batch_size=16, random_state=0)
     ref = make().fit(X, y)
@@ -302,7 +260,7 @@ def test_a_worker_whose_rows_all_weigh_zero(client):
     # sample_weight as a mask (only the first block counts): a plain fit
     # trains, so must DataParallel, though a worker's rows all weigh zero
     # (it raised "sample_weight is zero for every sample" from that worker).
-    X, y = _classification(2, sparse=False, n=4000)
+    X, y = classification(2, sparse=False, n=4000)
     sw = np.zeros(X.shape[0])
     sw[:CHUNK] = 1.0
     make = lambda: MinibatchSGDClassifier(  # noqa: E731
