@@ -574,6 +574,36 @@ def digits_options(repeats):
                        (SGDClassifier(**common), X, X), y, y, 5 * repeats)
 
 
+def user_loss(repeats):
+    """A user's ``Loss`` subclass (a half squared error written by hand)
+    against the built-in squared error: a regressor's marginal epoch, batch
+    8, constant rate, on adult's CSR rows (the promise: at most 1.5x)."""
+    import numba
+
+    from skgd import MinibatchSGDRegressor
+    from skgd.losses import Loss
+
+    half_squared = numba.njit(lambda p, y: 0.5 * (p - y) * (p - y))
+    dhalf_squared = numba.njit(lambda p, y: p - y)
+
+    class HalfSquared(Loss):
+        loss = staticmethod(half_squared)
+        dloss = staticmethod(dhalf_squared)
+        curvature = 1.0
+
+    from skgd.datasets import load_adult
+
+    X, y, _, _ = load_adult()
+    y = y.astype(np.float64)
+    common = dict(batch_size=8, learning_rate="constant", eta0=0.001, tol=None,
+                  random_state=0)
+    t_builtin, t_user = marginal_epoch_times(
+        [MinibatchSGDRegressor(**common), MinibatchSGDRegressor(loss=HalfSquared(), **common)],
+        [X, X], y, repeats)
+    record("user loss, adult CSR, batch 8", "HalfSquared (user)", "squared_error (built-in)",
+           t_user, t_builtin, unit="ms", target=1.5)
+
+
 def random_search(repeats):
     """scikit-learn's randomized-search example (``plot_randomized_search.py``):
     15 candidates x 5 folds on the 3-class digits, hinge + elasticnet; the
@@ -921,6 +951,7 @@ WORKLOADS = {  # the targets of the engine-cost issue and of issue 24, run by de
     "defaults_text": defaults_text,
     "digits_options": digits_options,
     "random_search": random_search,
+    "user_loss": user_loss,
     "lr_grid": lr_grid,
     "compile": compile_cost,
     # issue 26, every core of one machine

@@ -809,6 +809,7 @@ class BaseMinibatchSGD(BaseEstimator):
             The training objective per epoch (summed over the problems).
         val_scores : list of float
         """
+        self._restart_rate(state)
         self._see_data(state, X, rows, _largest_weights(sample_weight, Y, out_weight),
                        plan.loss)
         rule = self._rule(state, plan)
@@ -1097,6 +1098,13 @@ class BaseMinibatchSGD(BaseEstimator):
             return self._partial_pass(X, Y, sample_weight, state, undo, plan, out_weight,
                                       capped=True, diverged=retry.diverged)
 
+    def _restart_rate(self, state):
+        """Start a training call at ``eta0`` as it is now, as scikit-learn
+        does: a ``set_params(eta0=...)`` between ``partial_fit`` calls (or
+        before a warm-started ``fit``) takes effect, and the 'adaptive'
+        schedule lowers the rate within a call only."""
+        state.eta = float(self.eta0)
+
     def _partial_pass(self, X, Y, sample_weight, state, undo, plan, out_weight, *, capped,
                       diverged=None):
         """The pass of :meth:`_partial_state`; ``capped``: under the caps
@@ -1106,6 +1114,7 @@ class BaseMinibatchSGD(BaseEstimator):
         record = _engine.Undo(state)
         undo.append(record)
         self._adopt_writes(state)
+        self._restart_rate(state)
         self._see_data(state, X, rows, _largest_weights(sample_weight, Y, out_weight),
                        plan.loss)
         rule = self._rule(state, plan)

@@ -1,5 +1,7 @@
 """At least as good as scikit-learn's SGD, measured side by side."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import as_int32_csr
@@ -96,3 +98,41 @@ def test_probabilities_at_least_as_good_as_sgdclassifier_on_adult(adult, batch_s
     ours = MinibatchSGDClassifier(batch_size=batch_size, **kw).fit(X, y).predict_proba(Xt)
     np.testing.assert_allclose(ours.sum(axis=1), 1.0)
     assert log_loss(yt, ours) <= log_loss(yt, theirs) + 0.002
+
+
+@pytest.mark.parametrize("pair", [(MinibatchSGDClassifier, SGDClassifier),
+                                  (MinibatchSGDRegressor, SGDRegressor)],
+                         ids=["classifier", "regressor"])
+def test_a_new_eta0_takes_effect_between_calls_as_in_sklearn(pair):
+    """Each training call starts at ``eta0`` as it is then: a
+    ``set_params(eta0=...)`` between ``partial_fit`` calls changes the
+    steps, and a warm-started ``fit`` after the 'adaptive' schedule lowered
+    the rate starts again from the new ``eta0`` (skgd kept the old or
+    lowered rate)."""
+    ours, theirs = pair
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 6)
+    y = X @ rng.randn(6) + 0.3 * rng.randn(300)
+    if ours is MinibatchSGDClassifier:
+        y = (y > 0).astype(int)
+    common = dict(shuffle=False, random_state=0)
+    models = []
+    for cls in (ours, theirs):
+        stream = cls(learning_rate="constant", eta0=0.001, **common)
+        stream.partial_fit(X, y, **({"classes": [0, 1]} if ours is MinibatchSGDClassifier
+                                    else {}))
+        stream.set_params(eta0=0.02)
+        stream.partial_fit(X, y)
+        warm = cls(learning_rate="adaptive", eta0=0.05, max_iter=40, tol=1e-2,
+                   n_iter_no_change=2, warm_start=True, **common)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning of the short fits
+            warm.fit(X, y)
+            warm.set_params(eta0=0.01)
+            warm.fit(X, y)
+        models.append((stream, warm))
+    (s_ours, w_ours), (s_theirs, w_theirs) = models
+    np.testing.assert_allclose(s_ours.coef_.ravel(), s_theirs.coef_.ravel(), atol=1e-10)
+    np.testing.assert_allclose(w_ours.coef_.ravel(), w_theirs.coef_.ravel(), atol=1e-10)
+    assert w_ours.n_iter_ == w_theirs.n_iter_
+
