@@ -862,7 +862,8 @@ class BaseMinibatchSGD(BaseEstimator):
         """
         if not (self._per_output_problems(state) and _engine.splittable(hyper, rule)):
             return None
-        n_parts = min(_engine.most_parts(X, rows, state.n_outputs), self._n_threads())
+        most = _engine.most_parts(X, rows, state.n_outputs)
+        n_parts = min(most, self._n_threads()) if most > 1 else 1
         return _engine.output_parts(state.n_outputs, n_parts) if n_parts > 1 else None
 
     def _n_threads(self):

@@ -751,16 +751,17 @@ class Pass:
 
     The state must already :meth:`~EngineState.conform` to ``rule``.
     ``out_weight`` (see ``skgd._kernels.output_weight``) may be changed in
-    place between runs: that is how a one-vs-rest class stops. ``general``:
-    always the general compiled pass (a part of a :class:`SplitPass` runs
-    the code the whole pass would, even for one output).
+    place between runs: that is how a one-vs-rest class stops. ``part``:
+    a part of a :class:`SplitPass`, which runs the general compiled pass
+    (the code the whole pass runs) and writes its objective where no other
+    thread writes (see :func:`padded_copy`).
 
     A pass is a context manager, as :class:`SplitPass` (which must let its
     threads go): ``with prepare_pass(...) as prepared``.
     """
 
     def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, journal=None, out_weight=None, verbose=False, general=False):
+                 shuffle, journal=None, out_weight=None, verbose=False, part=False):
         _check_layout(state, X, Y, sample_weight, rows, rule, out_weight)
         self.state = state
         self.rows = rows
@@ -768,7 +769,7 @@ class Pass:
         self.order = rows.copy() if shuffle else rows
         data = as_dataset(X)
         cap = batch_capacity(X, rows, int(hyper.batch_size))
-        self.report = padded_copy(np.zeros(5))  # (written by one thread of a split pass)
+        self.report = np.zeros(5)
         hyper = np.asarray(hyper, dtype=np.float64)
         # Prefetching the weights of rows ahead pays once they no longer fit
         # in the CPU's own caches (a wide model); below that it only costs.
@@ -780,9 +781,11 @@ class Pass:
         per_sample = None if hyper[K.H_BATCH_SIZE] == 1 else False
         self.out_weight = out_weight
         self.verbose = verbose
-        self.objective = padded_copy(np.zeros((3, state.n_outputs)))
+        self.objective = np.zeros((3, state.n_outputs))
+        if part:
+            self.objective = padded_copy(self.objective)
         seed = state.shuffle_seed if shuffle else -1
-        if not general and _plain(state, hyper, rule, loss_spec, journal):
+        if not part and _plain(state, hyper, rule, loss_spec, journal):
             self.kernel = plain_pass
             if out_weight is None:
                 out_weight = np.ones((1, 2))
@@ -841,9 +844,10 @@ class Pass:
 
 
 # A pass is split across threads only when each thread's part reads at least
-# this many values (rows times non-zeros per row times outputs): handing a
-# part to a thread and back costs about 50 us, creating the threads about as
-# much again, against about a millisecond for this much work.
+# this many values (rows times non-zeros per row times outputs), about a
+# millisecond of work: handing the parts to threads and back costs 60-120 us
+# a pass (measured on a busy 2-core machine), creating the threads once per
+# fit about as much again.
 MIN_PART_WORK = 1 << 20
 
 
@@ -934,7 +938,7 @@ class SplitPass:
                  rule, loss_spec, loss_params, shuffle,
                  journal=None if journals is None else journals[j],
                  out_weight=None if out_weight is None else out_weight[outputs],
-                 verbose=verbose, general=True)
+                 verbose=verbose, part=True)
             for j, (outputs, part) in enumerate(zip(parts, self.parts, strict=True))]
         self._pool = None
 
