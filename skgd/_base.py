@@ -842,12 +842,34 @@ class BaseMinibatchSGD(BaseEstimator):
                          max_epochs, validation, out_weight, blowup=None):
         """The epochs of :meth:`_run_epochs` with the run-time values ``hyper``."""
         out_weight = self._problem_weights(state, out_weight)
-        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
-                                plan.params, self.shuffle, out_weight=out_weight,
-                                verbose=bool(self.verbose))
-        return self._epoch_loop(state, plan, prepared, hyper, n_rows=rows.size,
-                                max_epochs=max_epochs, validation=validation,
-                                out_weight=out_weight, blowup=blowup)
+        with _engine.prepare_pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
+                                  plan.params, self.shuffle,
+                                  parts=self._output_parts(state, X, rows, hyper, rule),
+                                  out_weight=out_weight, verbose=bool(self.verbose)) as prepared:
+            return self._epoch_loop(state, plan, prepared, hyper, n_rows=rows.size,
+                                    max_epochs=max_epochs, validation=validation,
+                                    out_weight=out_weight, blowup=blowup)
+
+    def _output_parts(self, state, X, rows, hyper, rule):
+        """How a pass splits its outputs across threads (``n_jobs``): slices
+        of the outputs, or None for one pass on the caller's thread.
+
+        Only one-vs-rest problems split, where each output's steps are its
+        own (see ``skgd._engine.splittable``), so that the model is the one
+        pass's whatever ``n_jobs`` is; and only into parts with work enough
+        to pay for a thread (``skgd._engine.most_parts``). Binary models,
+        multinomial ones and regressors have one problem whose outputs
+        step together: they stay whole.
+        """
+        if not (self._per_output_problems(state) and _engine.splittable(hyper, rule)):
+            return None
+        most = _engine.most_parts(X, rows, state.n_outputs)
+        n_parts = min(most, self._n_threads()) if most > 1 else 1
+        return _engine.output_parts(state.n_outputs, n_parts) if n_parts > 1 else None
+
+    def _n_threads(self):
+        """How many threads a pass may use (``n_jobs``, where there is one)."""
+        return 1
 
     def _problem_weights(self, state, out_weight):
         """The output weights a pass reads, ones by default in one-vs-rest:
@@ -1125,12 +1147,14 @@ class BaseMinibatchSGD(BaseEstimator):
             hyper = self._hyper(state, plan, rows.size, online=True, capped=False)
         else:
             self._warn_if_capped(state, hyper, diverged, stream=True)
-        record.prepare(X, rows, hyper, rule)
-        prepared = _engine.Pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
-                                plan.params, self.shuffle, journal=record.journal,
-                                out_weight=out_weight, verbose=bool(self.verbose))
+        parts = self._output_parts(state, X, rows, hyper, rule)
+        record.prepare(X, rows, hyper, rule, parts)
         norm_before = state.squared_norm()
-        sums = prepared.run()
+        with _engine.prepare_pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
+                                  plan.params, self.shuffle, parts=parts,
+                                  journals=record.journals, out_weight=out_weight,
+                                  verbose=bool(self.verbose)) as prepared:
+            sums = prepared.run()
         self._raise_loss_failure(prepared, plan)
         objectives = _mean_objectives(sums, self._per_output_problems(state))
         objective = float(objectives.sum())

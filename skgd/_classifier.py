@@ -3,6 +3,7 @@
 from numbers import Integral
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy.special import expit, softmax
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import StrOptions
@@ -61,8 +62,15 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     epsilon : float, default=0.1
         Epsilon of the 'huber' and epsilon-insensitive losses.
     n_jobs : int or None, default=None
-        Accepted for compatibility. All classes train in one pass, so there
-        are no per-class jobs to spread.
+        Threads over which a one-vs-rest pass (more than two classes) splits
+        its classes, as scikit-learn's one-vs-rest jobs: each thread trains
+        its classes over the same rows. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; -1 means all cores. The
+        model is bit for bit the one of ``n_jobs=1``. Binary and multinomial
+        models, and passes with ``learning_rate='auto'`` or ``clip_norm``
+        (whose steps read every class at once), train on one thread; so do
+        passes too short to pay for a thread (user guide, "Using every
+        core").
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
     learning_rate : {'optimal', 'constant', 'invscaling', 'adaptive', 'pa1', 'pa2', 'auto'}, \
@@ -428,6 +436,9 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
 
     def _per_output_problems(self, state):
         return state.outputs == "ovr" and state.n_outputs > 1
+
+    def _n_threads(self):
+        return effective_n_jobs(self.n_jobs)
 
     def _problem_scores(self, scores, y, sample_weight):
         """Accuracy of each class's binary problem (its score's sign against

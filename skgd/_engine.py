@@ -15,17 +15,17 @@ every weight anyway).
 
 import logging
 import threading
-import warnings
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
 import scipy.sparse as sp
-from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from . import _kernels as K
 from ._plain_pass import plain_pass
 from ._smoothness import NO_DATA
+from .losses import quiet_experimental
 from .schedules import AUTO, is_passive_aggressive
 
 # Named on the Python side for readability; the kernel gets it as an array.
@@ -376,6 +376,23 @@ class EngineState:
         return (self.coef, self.intercept, self.avg_coef, self.avg_intercept, self.l1_applied,
                 self.velocity, self.velocity_b, self.clock, self.norms, slot)
 
+    def part(self, outputs, index, private=()):
+        """Outputs ``outputs`` (a slice) as a state of their own, for thread
+        ``index`` of a :class:`SplitPass`: views of this state's rows,
+        except the arrays named in ``private`` and the clock (which every
+        pass writes: the split pass merges the parts'), which are copies
+        of their own (see :func:`padded_copy`); and scratch of their own,
+        kept in this state's (so a stream allocates it once). Call
+        :meth:`arrays` on this state first."""
+        part = EngineState.__new__(EngineState)
+        part.__dict__.update(self.__dict__)  # the scalars: eta, seed, smoothness ...
+        for name in _PER_OUTPUT:
+            value = getattr(self, name)[outputs]
+            setattr(part, name, padded_copy(value) if name in private else value)
+        part.clock = padded_copy(self.clock)
+        part._scratch = self._scratch.setdefault(("part", index), {})
+        return part
+
     def drop_scratch(self):
         """Forget the scratch (after a pass that failed half way, whose marks
         may not have been cleared)."""
@@ -523,6 +540,31 @@ def _pay_l1(coef, applied, u):
     coef[...] = new
 
 
+# The state's arrays with one row per output (views of a part share them),
+# and of those the small ones, which a pass writes on every row.
+_PER_OUTPUT = ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",
+               "velocity_b", "norms")
+_SMALL_PER_OUTPUT = ("intercept", "avg_intercept", "velocity_b", "norms")
+
+_CACHE_LINE = 64  # bytes
+
+
+def padded_copy(a):
+    """A copy of ``a`` (C-ordered) with a cache line to itself on each side.
+
+    Threads that write arrays sharing a cache line, even at different
+    places, pass the line between their cores on every write (false
+    sharing): the small arrays a pass writes on every row (intercepts,
+    norms, clock, objective) cost a split pass more than it saves when two
+    threads' copies lie side by side, as small allocations do.
+    """
+    pad = _CACHE_LINE // a.itemsize
+    buffer = np.zeros(a.size + 2 * pad, dtype=a.dtype)
+    copy = buffer[pad:pad + a.size].reshape(a.shape)
+    copy[...] = a
+    return copy
+
+
 @numba.njit(**K._JIT)
 def _finite_values(a):
     for v in a.flat:
@@ -586,6 +628,9 @@ def as_dataset(X):
 # ----------------------------------------------------------------- undo
 
 
+_PER_FEATURE = ("coef", "avg_coef", "l1_applied", "velocity")
+
+
 class Undo:
     """What a pass changed, to put it back if the call fails.
 
@@ -597,10 +642,11 @@ class Undo:
     gives the pass a journal in which the kernel records the columns of
     every row before the row's step, repeats included, undone newest first
     (CSR streams): then a call costs what its data touches, however wide
-    the model.
+    the model. A pass split across threads (:class:`SplitPass`) gets one
+    journal per part of the outputs.
     """
 
-    _PER_FEATURE = ("coef", "avg_coef", "l1_applied", "velocity")
+    _PER_FEATURE = _PER_FEATURE
     _SMALL = ("intercept", "avg_intercept", "velocity_b", "clock", "norms")
 
     def __init__(self, state):
@@ -608,24 +654,35 @@ class Undo:
         self.small = {name: _saved(getattr(state, name)) for name in self._SMALL}
         self.refs = {name: getattr(state, name) for name in self._PER_FEATURE}
         self.scalars = (state.eta, state.smoothness, state.lam_trace, state.version)
-        self.journal = None
+        self.parts = [slice(None)]
+        self.journals = None
         self.full = None
 
-    def prepare(self, X, rows, hyper, rule):
-        """Choose the journal or a full copy for a pass over ``X[rows]``."""
+    def prepare(self, X, rows, hyper, rule, parts=None):
+        """Choose the journals or a full copy for a pass over ``X[rows]``,
+        whose outputs are split into ``parts`` (slices; None: one part)."""
         state = self.state
         if (sp.issparse(X) and rule.momentum is None
                 and not K.pass_would_fold(state.clock, np.asarray(hyper, dtype=np.float64),
                                           rows.size, rule.clip_norm is not None)):
-            self.journal = _new_journal(state, X, rows)
+            self.parts = parts or self.parts
+            self.journals = [_new_journal(state, X, rows, len(range(*part.indices(
+                state.n_outputs)))) for part in self.parts]
         else:
             self.full = {name: _saved(getattr(state, name)) for name in self._PER_FEATURE}
+
+    @property
+    def journal(self):
+        """The journal of an unsplit pass (None: none)."""
+        return None if self.journals is None else self.journals[0]
 
     def rollback(self):
         """Put the state back as it was before the pass."""
         state = self.state
-        if self.journal is not None:
-            K.journal_undo(self.journal, state.coef, state.avg_coef, state.l1_applied)
+        if self.journals is not None:
+            for part, journal in zip(self.parts, self.journals, strict=True):
+                K.journal_undo(journal, state.coef[part], state.avg_coef[part],
+                               state.l1_applied[part])
         for name, value in (self.full or self.refs).items():
             setattr(state, name, value)
         for name, value in self.small.items():
@@ -640,10 +697,9 @@ def _saved(array):
     return array.copy() if array.size else array
 
 
-def _new_journal(state, X, rows):
-    """Journal arrays for a pass over ``X[rows]``: one record per non-zero
-    the rows hold (see ``skgd._kernels.journal_row``)."""
-    n_out = state.coef.shape[0]
+def _new_journal(state, X, rows, n_out):
+    """Journal arrays for a pass of ``n_out`` outputs over ``X[rows]``: one
+    record per non-zero the rows hold (see ``skgd._kernels.journal_row``)."""
     nnz = int(X.indptr[-1] - X.indptr[0]) if rows.size == X.shape[0] else int(
         np.diff(X.indptr)[rows].sum())
     return (
@@ -701,8 +757,7 @@ def _plain(state, hyper, rule, loss_spec, journal):
         return False
     if isinstance(loss_spec, K.BuiltinLoss):
         return not K.BUILTIN_LOSSES[loss_spec.name][2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)  # (see below)
+    with quiet_experimental():
         return not K._is_multiclass(numba.typeof(loss_spec))
 
 
@@ -747,14 +802,12 @@ def _call_kernel(kernel, args, key, verbose=False):
         timer.daemon = True
         timer.start()
     try:
-        result = _compile_and_call(kernel, args)
+        entry = _compile(kernel, args)
     finally:
         if timer is not None:
             timer.cancel()
-    overload = kernel.overloads.get(tuple(numba.typeof(a) for a in args))
-    if overload is not None:
-        _ENTRY_POINTS[key] = overload.entry_point
-    return result
+    _ENTRY_POINTS[key] = entry
+    return entry(*args)
 
 
 _PREFETCH_FROM = 1 << 20  # bytes of weights or of rows (a core's L2 cache, about)
@@ -778,11 +831,17 @@ class Pass:
 
     The state must already :meth:`~EngineState.conform` to ``rule``.
     ``out_weight`` (see ``skgd._kernels.output_weight``) may be changed in
-    place between runs: that is how a one-vs-rest class stops.
+    place between runs: that is how a one-vs-rest class stops. ``part``:
+    a part of a :class:`SplitPass`, which runs the general compiled pass
+    (the code the whole pass runs) and writes its objective where no other
+    thread writes (see :func:`padded_copy`).
+
+    A pass is a context manager, as :class:`SplitPass` (which must let its
+    threads go): ``with prepare_pass(...) as prepared``.
     """
 
     def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, journal=None, out_weight=None, verbose=False):
+                 shuffle, journal=None, out_weight=None, verbose=False, part=False):
         _check_layout(state, X, Y, sample_weight, rows, rule, out_weight)
         self.state = state
         self.rows = rows
@@ -790,7 +849,7 @@ class Pass:
         self.order = rows.copy() if shuffle else rows
         data = as_dataset(X)
         cap = batch_capacity(X, rows, int(hyper.batch_size))
-        self.report = np.zeros(4)
+        self.report = np.zeros(5)
         hyper = np.asarray(hyper, dtype=np.float64)
         # Prefetching the weights of rows ahead pays once they no longer fit
         # in the CPU's own caches (a wide model); below that it only costs.
@@ -803,8 +862,10 @@ class Pass:
         self.out_weight = out_weight
         self.verbose = verbose
         self.objective = np.zeros((3, state.n_outputs))
+        if part:
+            self.objective = padded_copy(self.objective)
         seed = state.shuffle_seed if shuffle else -1
-        if _plain(state, hyper, rule, loss_spec, journal):
+        if not part and _plain(state, hyper, rule, loss_spec, journal):
             self.kernel = plain_pass
             if out_weight is None:
                 out_weight = np.ones((1, 2))
@@ -847,12 +908,217 @@ class Pass:
             return None
         return float(self.report[1]), float(self.report[2]), int(self.report[3])
 
+    def failed_at(self):
+        """Position in this pass's order of the row of :meth:`loss_failure`
+        (O(rows), only after a failure)."""
+        return int(np.flatnonzero(self.order == int(self.report[4]))[0])
 
-def _compile_and_call(kernel, args):
-    with warnings.catch_warnings():
-        # user losses are C function pointers, which numba calls "experimental"
-        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
-        return kernel(*args)  # types the arguments and compiles if needed
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
+
+
+# A pass is split across threads only when each thread's part reads at least
+# this many values (rows times non-zeros per row times outputs), about a
+# millisecond of work: handing the parts to threads and back costs 60-120 us
+# a pass (measured on a busy 2-core machine), creating the threads once per
+# fit about as much again.
+MIN_PART_WORK = 1 << 20
+
+
+def most_parts(X, rows, n_outputs):
+    """How many threads a pass of ``n_outputs`` outputs over ``X[rows]`` has
+    work enough for (see ``MIN_PART_WORK``), each with two outputs at least.
+
+    A part of one output would not run the code the whole pass runs: a
+    loop over a batch's derivatives of one output (``derivs[r, k]``, the
+    intercept's gradient) reads them with a stride of the number of
+    outputs, and for a stride of 1 LLVM compiles a version of its own
+    (vectorised, which sums in another order under ``reassoc``): the
+    intercepts of a one-output part differ from the whole pass's in the
+    last bit.
+    """
+    per_row = X.nnz / max(X.shape[0], 1) if sp.issparse(X) else X.shape[1]
+    work = rows.size * max(per_row, 1.0) * n_outputs
+    return min(n_outputs // 2, int(work // MIN_PART_WORK))
+
+
+def splittable(hyper, rule):
+    """Whether each output's steps in a pass are its own: what a pass split
+    by outputs across threads needs to give the same model.
+
+    The clock (sample count, lazy L2 scale, cumulative L1 penalty, averaging
+    counts) moves alike in every part, and the objective, the class
+    weights and the loss failures are per output. Two steps read every
+    output at once, and keep a pass whole: 'auto' (its rate comes from
+    the gradients and weights of all outputs) and ``clip_norm`` (the norm
+    of the whole gradient).
+    """
+    return hyper[K.H_SCHEDULE] != AUTO and rule.clip_norm is None
+
+
+def output_parts(n_outputs, n_parts):
+    """``n_parts`` slices of about equal size that cover ``range(n_outputs)``."""
+    bounds = [n_outputs * j // n_parts for j in range(n_parts + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def prepare_pass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
+                 shuffle, *, parts=None, journals=None, out_weight=None, verbose=False):
+    """A :class:`Pass`, or with ``parts`` (slices of the outputs) a
+    :class:`SplitPass` that runs each part on its own thread; ``journals``:
+    the undo journals of the parts (see :class:`Undo`), or None."""
+    if parts is None:
+        return Pass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
+                    shuffle, journal=journals and journals[0], out_weight=out_weight,
+                    verbose=verbose)
+    return SplitPass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
+                     shuffle, parts, journals=journals, out_weight=out_weight, verbose=verbose)
+
+
+class SplitPass:
+    """A :class:`Pass` whose outputs are split into parts, each run by its
+    own thread over the same rows (the compiled pass releases the GIL).
+
+    Each part trains its outputs' rows of the state (see
+    :meth:`EngineState.part`: views, or copies where threads would write
+    the same cache lines) with the code and the order of rows the whole
+    pass would use; where the outputs' steps are independent (see
+    :func:`splittable`), each output's numbers are then those of the
+    whole pass, bit for bit. After each run the parts' clocks, which moved
+    alike, become the state's; only ``clock[AVG_CHECK]``, a sum over the
+    outputs that is only ever tested for finiteness, adds up the parts'
+    growths in another order. The objective's columns are the parts' side
+    by side, and a user loss's failure is the one the whole pass would
+    have met first.
+
+    A run returns once every thread has finished, whatever failed: nothing
+    runs on after it (an exception from a thread is raised in the caller's
+    thread). The threads live from the first run to :meth:`close` (the
+    end of the ``with`` block).
+    """
+
+    def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
+                 shuffle, parts, journals=None, out_weight=None, verbose=False):
+        state.arrays()  # C-ordered and writable: the parts' views must be too
+        self.state = state
+        self.slices = parts
+        # Dense rows write every weight of their outputs, and the parts' first
+        # and last rows of weights share a cache line: copies of their own.
+        # (Sparse rows rarely write the same line; their CSR streams journal.)
+        self.private = _SMALL_PER_OUTPUT + (() if sp.issparse(X) else _PER_FEATURE)
+        self.parts = [state.part(outputs, j, self.private) for j, outputs in enumerate(parts)]
+        self.passes = [
+            Pass(part, X, np.ascontiguousarray(Y[:, outputs]), sample_weight, rows, hyper,
+                 rule, loss_spec, loss_params, shuffle,
+                 journal=None if journals is None else journals[j],
+                 out_weight=None if out_weight is None else out_weight[outputs],
+                 verbose=verbose, part=True)
+            for j, (outputs, part) in enumerate(zip(parts, self.parts, strict=True))]
+        self._pool = None
+
+    def set_eta0(self, eta0):
+        """Lower the base rate of every part (see :meth:`Pass.set_eta0`)."""
+        for prepared in self.passes:
+            prepared.set_eta0(eta0)
+
+    def run(self):
+        """Run every part; returns what :meth:`Pass.run` returns for the
+        whole state."""
+        clock = self.state.clock
+        self._copy(into_parts=True)
+        first, *others = self.passes
+        if first.key not in _ENTRY_POINTS:
+            # compile (or load) once, on this thread: the parts one by one
+            sums = [prepared.run() for prepared in self.passes]
+        else:
+            futures = [self._threads().submit(prepared.run) for prepared in others]
+            try:
+                sums = [first.run()]
+            finally:
+                _join(futures)
+            sums += [future.result() for future in futures]
+        self._copy(into_parts=False)
+        check = clock[K.AVG_CHECK]
+        clock[:] = self.parts[0].clock
+        clock[K.AVG_CHECK] = check + sum(part.clock[K.AVG_CHECK] - check for part in self.parts)
+        self.state.version += 1
+        return np.concatenate(sums, axis=1)
+
+    def _copy(self, into_parts):
+        """Copy the state's values into the parts' private arrays and clocks
+        (before a run), or the parts' private arrays back (after it)."""
+        state = self.state
+        for outputs, part in zip(self.slices, self.parts, strict=True):
+            if into_parts:
+                part.clock[:] = state.clock
+            for name in self.private:
+                whole, own = getattr(state, name)[outputs], getattr(part, name)
+                if not own.size:
+                    continue
+                if into_parts:
+                    own[...] = whole
+                else:
+                    whole[...] = own
+
+    def _threads(self):
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(len(self.passes) - 1, thread_name_prefix="skgd")
+        return self._pool
+
+    def loss_failure(self):
+        """What :meth:`Pass.loss_failure` says of the whole pass: of the
+        parts' first failures, the one on the earliest row (then the lowest
+        output)."""
+        failures = []
+        for outputs, prepared in zip(self.slices, self.passes, strict=True):
+            failure = prepared.loss_failure()
+            if failure is not None:
+                score, target, k = failure
+                failures.append((prepared.failed_at(), outputs.start + k, score, target))
+        if not failures:
+            return None
+        _, k, score, target = min(failures)
+        return score, target, k
+
+    def close(self):
+        """Let the threads go (they are idle: every run waits for them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _join(futures):
+    """Wait until every future is done, through an interrupt too (the state
+    must not be read or undone while a thread still writes it); then raise
+    the interrupt."""
+    pending, interrupt = set(futures), None
+    while pending:
+        try:
+            _, pending = wait(pending)
+        except BaseException as exc:  # KeyboardInterrupt while waiting
+            interrupt = interrupt or exc
+    if interrupt is not None:
+        raise interrupt
+
+
+def _compile(kernel, args):
+    """The compiled entry point of ``kernel`` for the types of ``args``,
+    compiled (or loaded from numba's disk cache) if needed. Only the
+    compilation is quieted (see :func:`~skgd.losses.quiet_experimental`),
+    not the pass, which other threads may be running at the same time."""
+    with quiet_experimental():  # user losses' C function pointers
+        signature = tuple(numba.typeof(a) for a in args)
+        kernel.compile(signature)
+    return kernel.overloads[signature].entry_point
 
 
 _LAYOUT_ARRAYS = ("intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",

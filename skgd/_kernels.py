@@ -544,22 +544,25 @@ def loss_derivatives(loss, params, scores, Y, i, out, values, report):
     ``values[0]``, the other entries 0). Built-in losses are called directly
     (inlined); a user's loss through its C function pointers, and the first
     non-finite value it gives (an exception inside it gives NaN, see
-    ``skgd.losses``) is reported as ``report = [1, score, target, output]``.
+    ``skgd.losses``) is reported as ``report = [1, score, target, output,
+    row]`` (the row tells which of several parts of a split pass, see
+    ``skgd._engine.SplitPass``, failed first).
     """
 
 
-def _report(report, value, deriv, p, y, k):
+def _report(report, value, deriv, p, y, k, i):
     """Record the first non-finite value of a user's loss."""
 
 
 @overload(_report, jit_options=_JIT)
-def _report_impl(report, value, deriv, p, y, k):
-    def impl(report, value, deriv, p, y, k):
+def _report_impl(report, value, deriv, p, y, k, i):
+    def impl(report, value, deriv, p, y, k, i):
         if report[0] == 0.0 and not (np.isfinite(value) and np.isfinite(deriv)):
             report[0] = 1.0
             report[1] = p
             report[2] = y
             report[3] = k
+            report[4] = i
 
     return impl
 
@@ -582,7 +585,7 @@ def _loss_derivatives(loss, params, scores, Y, i, out, values, report):
 
         def impl(loss, params, scores, Y, i, out, values, report):
             for k in range(scores.shape[0]):
-                values[k], out[k] = scalar_loss(loss, params, scores[k], Y[i, k], report, k)
+                values[k], out[k] = scalar_loss(loss, params, scores[k], Y[i, k], report, k, i)
 
         return impl
 
@@ -596,7 +599,7 @@ def _loss_derivatives(loss, params, scores, Y, i, out, values, report):
         for c in range(k):
             deriv += out[c]
             total += scores[c]
-        _report(report, value, deriv, total, y, -1)
+        _report(report, value, deriv, total, y, -1, i)
         values[:] = 0.0
         values[0] = value
 
@@ -613,23 +616,23 @@ def _is_multiclass(loss):
     return isinstance(signature.args[0], types.CPointer)
 
 
-def scalar_loss(loss, params, p, y, report, k):
+def scalar_loss(loss, params, p, y, report, k, i):
     """``(value, derivative)`` of a scalar loss at score ``p`` and target
-    ``y`` (output ``k``): a built-in loss inlined, a user's through its C
-    function pointers, reporting its first non-finite value."""
+    ``y`` (output ``k``, row ``i``): a built-in loss inlined, a user's
+    through its C function pointers, reporting its first non-finite value."""
 
 
 @overload(scalar_loss, jit_options=_JIT)
-def _scalar_loss(loss, params, p, y, report, k):
+def _scalar_loss(loss, params, p, y, report, k, i):
     if isinstance(loss, BuiltinLossType):
         value_fn, deriv_fn, _ = BUILTIN_LOSSES[loss.loss_name]
-        return lambda loss, params, p, y, report, k: (value_fn(p, y, *params),
-                                                      deriv_fn(p, y, *params))
+        return lambda loss, params, p, y, report, k, i: (value_fn(p, y, *params),
+                                                         deriv_fn(p, y, *params))
 
-    def impl(loss, params, p, y, report, k):
+    def impl(loss, params, p, y, report, k, i):
         v = loss[0](p, y, *params)
         d = loss[1](p, y, *params)
-        _report(report, v, d, p, y, k)
+        _report(report, v, d, p, y, k, i)
         return v, d
 
     return impl
@@ -1645,8 +1648,9 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
         The undo journal of a CSR stream (skgd._engine), or None.
     batch_cap : int
         At least the number of distinct columns any one batch touches.
-    report : ndarray of shape (4,), float64
-        Where a user's loss reports its first non-finite value.
+    report : ndarray of shape (5,), float64
+        Where a user's loss reports its first non-finite value (see
+        :func:`loss_derivatives`).
     per_sample : None or bool
         None when ``batch_size`` is 1: the pass is compiled for one row per
         step.

@@ -109,7 +109,7 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
             i = order[start + r]
             p = scale * K.row_dot(X, i, coef, 0) + b
             y = Y[i, 0]
-            value, d = K.scalar_loss(loss, loss_params, p, y, report, 0)
+            value, d = K.scalar_loss(loss, loss_params, p, y, report, 0, i)
             weight = sample_weight[i] * (weight_pos if y > 0.0 else weight_neg)
             counted = weight if weighted else 1.0
             total += counted * value

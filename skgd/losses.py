@@ -51,7 +51,9 @@ import functools
 import inspect
 import math
 import numbers
+import threading
 import warnings
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -187,6 +189,18 @@ def _init_arg_names(cls):
 
 
 _COMPILED = {}
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextmanager
+def quiet_experimental():
+    """Silence numba's warning that C function pointers (a user's loss) are
+    "experimental". ``warnings.catch_warnings`` swaps process-wide state:
+    two threads inside it at once (two fits of a threaded grid search) can
+    leave the filter behind for good, so skgd's blocks take turns."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", numba.core.errors.NumbaExperimentalFeatureWarning)
+        yield
 
 
 def _compile_pair(cls, n_params):
@@ -250,9 +264,7 @@ def _guarded_pair(cls, n_params, multiclass):
         )
         signatures = (types.float64(*([types.float64] * (2 + n_params))),) * 2
     exec(source, scope)  # noqa: S102 - a fixed template; only the arity varies
-    with warnings.catch_warnings():
-        # C function pointers are what numba calls "experimental"
-        warnings.simplefilter("ignore", numba.core.errors.NumbaExperimentalFeatureWarning)
+    with quiet_experimental():
         return tuple(numba.cfunc(sig)(scope[name])
                      for sig, name in zip(signatures, ("value", "deriv"), strict=True))
 
