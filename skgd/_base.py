@@ -885,8 +885,12 @@ class BaseMinibatchSGD(BaseEstimator):
         check it, apply the stopping rules.
 
         ``prepared`` is an :class:`_engine.Pass`, or anything with its
-        ``run``, ``loss_failure``, ``set_eta0`` and ``finish`` that trains ``state`` in
-        place (``skgd.dask`` runs each epoch on a cluster); ``out_weight``
+        ``run``, ``loss_failure`` and ``set_eta0`` that trains ``state`` in
+        place (the parameter-mixing pass of ``skgd.dask`` and
+        ``skgd.DataParallel``, ``skgd._mixing``, runs each epoch on workers and
+        brings the state up to date in a ``finish`` called once after the
+        last epoch, before the best epoch or the stopped classes are put
+        back); ``out_weight``
         is the array it reads, written here when a class stops. Returns
         what :meth:`_run_epochs` returns. ``blowup``: a mean objective
         above which a problem counts as diverged (:func:`_check_blowup`).
@@ -921,7 +925,7 @@ class BaseMinibatchSGD(BaseEstimator):
         start = time.perf_counter()
         for epoch in range(1, max_epochs + 1):
             norm_before = state.squared_norm()
-            sums = _engine.run_pass(prepared)
+            sums = prepared.run()
             self._raise_loss_failure(prepared, plan)
             objectives = _mean_objectives(sums, per_output)
             latest[rule.active] = objectives[rule.active]
@@ -961,7 +965,9 @@ class BaseMinibatchSGD(BaseEstimator):
                 if per_output:
                     active = rule.active
                     out_weight[active] = base_weight[active] * (rates[active] / state.eta)[:, None]
-        prepared.finish()
+        finish = getattr(prepared, "finish", None)  # (the mixing pass)
+        if finish is not None:
+            finish()
         if best.state is not None:
             best.put_back(state)
         elif frozen:
@@ -981,6 +987,32 @@ class BaseMinibatchSGD(BaseEstimator):
 
     def _problem_scores(self, scores, y, sample_weight):
         """Validation score of each output's own problem (one-vs-rest)."""
+        raise NotImplementedError
+
+    # The hooks below are the estimators' own: the engine keeps one row of
+    # weights per output, shape (n_outputs, n_features); an estimator
+    # publishes them in scikit-learn's shapes and scores them its way.
+
+    def _shape_coef(self, coef):
+        """``coef_`` from the engine's weights ``coef`` of shape
+        (n_outputs, n_features). Also given an (n_outputs, 1) array, to
+        learn the number of dimensions of ``coef_``."""
+        raise NotImplementedError
+
+    def _shape_intercept(self, intercept):
+        """``intercept_`` from the engine's intercepts, shape (n_outputs,)."""
+        raise NotImplementedError
+
+    def _shape_scores(self, scores):
+        """The raw scores of shape (n_samples, n_outputs) as the published
+        model gives them, still two-dimensional (``decision_function`` and
+        ``predict`` shape them further)."""
+        raise NotImplementedError
+
+    def _score_scores(self, scores, y, sample_weight):
+        """The validation score (``score``'s measure: accuracy, R^2) of raw
+        scores of shape (n_samples, n_outputs) against ``y``; higher is
+        better (early stopping keeps the best epoch's model)."""
         raise NotImplementedError
 
     def _averaged(self, state):
@@ -1122,7 +1154,7 @@ class BaseMinibatchSGD(BaseEstimator):
                                   plan.params, self.shuffle, parts=parts,
                                   journals=record.journals, out_weight=out_weight,
                                   verbose=bool(self.verbose)) as prepared:
-            sums = _engine.run_pass(prepared)
+            sums = prepared.run()
         self._raise_loss_failure(prepared, plan)
         objectives = _mean_objectives(sums, self._per_output_problems(state))
         objective = float(objectives.sum())

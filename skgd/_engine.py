@@ -2,7 +2,8 @@
 
 The estimators never touch the compiled kernel directly; they hold an
 :class:`EngineState`, build a :class:`Hyper` and a :class:`Rule` once per
-call and call :func:`run_pass` once per epoch or chunk.
+call, prepare a :class:`Pass` and :meth:`~Pass.run` it once per epoch or
+chunk.
 
 A pass changes the state in place. What a failed or interrupted call needs
 to put back is recorded by an :class:`Undo`: for CSR streams a journal in
@@ -890,18 +891,15 @@ class Pass:
         self.args[6][K.H_ETA0] = eta0
 
     def run(self):
-        """Run the pass; returns a new array of shape (2, n_outputs): each
-        output's sum over the rows of loss plus penalty, and the rows' total
-        weight in it (the ``objective`` of ``sgd_pass``)."""
+        """Run the pass (the one place training enters the compiled code);
+        returns a new array of shape (2, n_outputs): each output's sum over
+        the rows of loss plus penalty, and the rows' total weight in it (the
+        ``objective`` of ``sgd_pass``)."""
         if self.shuffle:  # each pass shuffles the rows afresh, from (seed, pass)
             self.order[:] = self.rows
         _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
         self.state.version += 1
         return self.objective[:2].copy()
-
-    def finish(self):
-        """Called once after the last epoch; nothing to do here (a pass run on
-        a cluster brings the state up to date, see ``skgd.dask``)."""
 
     def loss_failure(self):
         """``(score, target, output)`` where a user's loss first gave a
@@ -1085,9 +1083,6 @@ class SplitPass:
         _, k, score, target = min(failures)
         return score, target, k
 
-    def finish(self):
-        """Called once after the last epoch (see :meth:`Pass.finish`)."""
-
     def close(self):
         """Let the threads go (they are idle: every run waits for them)."""
         if self._pool is not None:
@@ -1124,12 +1119,6 @@ def _compile(kernel, args):
         signature = tuple(numba.typeof(a) for a in args)
         kernel.compile(signature)
     return kernel.overloads[signature].entry_point
-
-
-def run_pass(prepared):
-    """Run a prepared :class:`Pass` (the one place training enters the
-    compiled code)."""
-    return prepared.run()
 
 
 _LAYOUT_ARRAYS = ("intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",

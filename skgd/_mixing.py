@@ -212,6 +212,6 @@ def shard_epoch(shard, state, seed, hyper, out_weight, est):
     prepared = _engine.Pass(state, shard.X, shard.Y, shard.sample_weight, shard.rows, hyper,
                             plan.rule, plan.spec, plan.params, est.shuffle,
                             out_weight=out_weight)
-    sums = _engine.run_pass(prepared)
+    sums = prepared.run()
     est._raise_loss_failure(prepared, plan)
     return state, sums

@@ -173,17 +173,13 @@ def largest_eigenvalue(X, rows, sample_weight):
     return lam / sample.size
 
 
-def estimate(X, rows, sample_weight, fit_intercept, *, lam_w=None):
-    """The :class:`Smoothness` of ``X[rows]``.
+def estimate_with_trace(X, rows, sample_weight, fit_intercept, *, lam_w=None):
+    """The :class:`Smoothness` of ``X[rows]``, and ``mean_i s_i ||x_i||^2``
+    (from the same pass).
 
     ``lam_w``, when given, is reused rather than estimated again (a stream
     pays for the eigenvalue only when its data grows).
     """
-    return estimate_with_trace(X, rows, sample_weight, fit_intercept, lam_w=lam_w)[0]
-
-
-def estimate_with_trace(X, rows, sample_weight, fit_intercept, *, lam_w=None):
-    """:func:`estimate`, and ``mean_i s_i ||x_i||^2`` (from the same pass)."""
     s = sample_weight[rows]
     scales = row_scales(X, rows, sample_weight)
     trace = float(scales.mean()) if scales.size else 0.0

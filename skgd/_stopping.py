@@ -36,10 +36,11 @@ class StoppingRule:
     """Per-problem bookkeeping of scikit-learn's rule.
 
     A problem makes no progress in an epoch when its criterion (an objective
-    to lower, or a validation score negated) is not below its best so far
-    minus ``tol``; after ``n_iter_no_change`` such epochs in a row it has
-    converged, unless ``lower_rate`` says its learning rate can still be
-    lowered (the 'adaptive' schedule), which starts its count again.
+    to lower, or a validation score negated) is above its best so far minus
+    ``tol`` (as in scikit-learn, a criterion equal to it is progress); after
+    ``n_iter_no_change`` such epochs in a row it has converged, unless
+    ``lower_rate`` says its learning rate can still be lowered (the
+    'adaptive' schedule), which starts its count again.
 
     Parameters
     ----------

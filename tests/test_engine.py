@@ -9,7 +9,7 @@ from sklearn.datasets import make_classification, make_regression
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _kernels
 from skgd import _smoothness as smoothness
-from skgd.losses import REGRESSION_LOSSES, SquaredError, get_loss
+from skgd.losses import MulticlassLoss, SquaredError
 from skgd.schedules import optimal_init
 
 N_EPOCHS = 3
@@ -42,9 +42,14 @@ def _ovr(y, classes):
     return Y if classes.size > 2 else Y[:, 1:]
 
 
-def _reference_for(est, X, Y, sw=None):
-    loss = get_loss(est.loss, est.epsilon, {**REGRESSION_LOSSES, **est._loss_names})
+def _reference_for(est, X, Y, sw=None, auto_momentum=0.95):
+    """The NumPy reference run of ``est``'s configuration (unshuffled,
+    ``est.max_iter`` passes), from the estimator's parameters and the data's
+    smoothness its state measured (``auto_momentum``: the most momentum
+    'auto' takes on dense data, skgd.schedules.AUTO_MOMENTUM)."""
+    loss = est._loss_object()
     params = loss.params()
+    multiclass = isinstance(loss, MulticlassLoss)
     alpha = est.alpha
     l2 = l1 = 0.0
     if est.penalty == "l2":
@@ -53,16 +58,33 @@ def _reference_for(est, X, Y, sw=None):
         l1 = alpha
     elif est.penalty == "elasticnet":
         l2, l1 = alpha * (1 - est.l1_ratio), alpha * est.l1_ratio
-    if est.learning_rate == "constant":
+    pa_step = auto = lr = None
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    row_sq = float((X ** 2).sum(axis=1).mean())
+    if est.learning_rate == "auto":
+        # momentum (at most 0.95) on dense data only (skgd.schedules), where
+        # fewer than 20% of the values are zero (skgd._engine.SPARSE_DENSITY)
+        auto = (row_sq + float(est.fit_intercept),
+                auto_momentum if np.count_nonzero(X) >= 0.2 * X.size else 0.0)
+    elif est.learning_rate in ("constant", "pa1", "pa2"):  # PA: eta0 is the decay's rate
         lr = lambda t: est.eta0  # noqa: E731
     elif est.learning_rate == "invscaling":
         lr = lambda t: est.eta0 / t ** est.power_t  # noqa: E731
-    else:
-        t0 = optimal_init(alpha, lambda p, y: loss.dloss(p, y, *params))
+    elif est.learning_rate == "optimal":
+        # Bottou's heuristic reads the derivative at margin -typw: -1 for the
+        # multiclass losses (skgd._base), as for hinge and log
+        t0 = optimal_init(alpha, (lambda p, y: -1.0) if multiclass
+                          else lambda p, y: loss.dloss(p, y, *params))
         lr = lambda t: 1.0 / (alpha * (t0 + t - 1))  # noqa: E731
+    if est.learning_rate == "pa1":  # Crammer et al. 2006: min(C, loss / |x|^2)
+        pa_step = lambda v, sq: min(est.eta0, v / sq) if sq > 0 else 0.0  # noqa: E731
+    elif est.learning_rate == "pa2":  # loss / (|x|^2 + 1 / (2 C))
+        pa_step = lambda v, sq: v / (sq + 1.0 / (2.0 * est.eta0))  # noqa: E731
     step_caps = None
-    if loss.curvature:
+    if loss.curvature and pa_step is None:  # passive-aggressive steps bound themselves
         lam_w, l_w, lam_b, l_b = est._state.smoothness
+        if auto and loss.per_sample_floor:  # a bounded derivative: the mean row
+            l_w = min(l_w, row_sq)
         if not loss.per_sample_floor:  # one cap, from the joint bound
             lam_w = lam_b = lam_w + lam_b
             l_w = l_b = l_w + l_b
@@ -71,15 +93,28 @@ def _reference_for(est, X, Y, sw=None):
             return 1.0 / (loss.curvature * (lam + l_max / m)) if l_max > 0 else np.inf
 
         step_caps = lambda m: (cap(lam_w, l_w, m), cap(lam_b, l_b, m))  # noqa: E731
+    n_classes = None
+    if multiclass:
+        n_classes = est.classes_.size
+
+        def dloss(p, y):
+            out = np.empty(n_classes)
+            loss.dloss(p, y, out, *params)
+            return out
+    else:
+        def dloss(p, y):
+            return loss.dloss(p, y, *params)
     n = X.shape[0]
     return reference_sgd(
         X, Y, np.ones(n) if sw is None else sw, [np.arange(n)] * est.max_iter,
-        loss=lambda p, y: loss.loss(p, y, *params),
-        dloss=lambda p, y: loss.dloss(p, y, *params),
+        loss=lambda p, y: loss.loss(p, y, *params), dloss=dloss,
         lr=lr, l2=l2, l1=l1, batch_size=est.batch_size, clip_norm=est.clip_norm,
-        clip_value=est.clip_value, average_start=float(est.average),
+        clip_value=est.clip_value,
+        # 'auto' always averages (from the start, unless an int says when)
+        average_start=float(est.average) or float(auto is not None),
         fit_intercept=est.fit_intercept, step_caps=step_caps,
-        cap_floor=loss.per_sample_floor, momentum=est.momentum, nesterov=est.nesterov,
+        cap_floor=loss.per_sample_floor and not auto, momentum=est.momentum,
+        nesterov=est.nesterov, n_classes=n_classes, pa_step=pa_step, auto=auto,
     )
 
 
@@ -136,6 +171,95 @@ def test_regressor_matches_reference(regression_data, params, loss):
         W, b = avg, avg_b
     assert_allclose(est.coef_, W.ravel(), rtol=1e-9, atol=1e-12)
     assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
+
+
+# the configurations whose schedule a test chooses
+SCHEDULE_FREE = [params for params in ENGINE_CONFIGS if "learning_rate" not in params]
+
+
+@pytest.mark.parametrize("params", SCHEDULE_FREE, ids=str)
+@pytest.mark.parametrize("schedule", ["pa1", "pa2"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_passive_aggressive_classifier_matches_reference(multiclass_data, params, schedule,
+                                                         sparse):
+    X, y = multiclass_data
+    kw = dict(loss="hinge", learning_rate=schedule, eta0=0.3, alpha=0.01,
+              max_iter=N_EPOCHS, tol=None, shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDClassifier(**kw).fit(sp.csr_matrix(X) if sparse else X, y)
+    _assert_matches_reference(est, X, _ovr(y, est.classes_))
+
+
+@pytest.mark.parametrize("params", SCHEDULE_FREE[:8], ids=str)
+@pytest.mark.parametrize("schedule", ["pa1", "pa2"])
+def test_passive_aggressive_regressor_matches_reference(regression_data, params, schedule):
+    X, y = regression_data
+    kw = dict(loss="epsilon_insensitive", learning_rate=schedule, eta0=0.1, alpha=0.01,
+              epsilon=0.3, max_iter=N_EPOCHS, tol=None, shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDRegressor(**kw).fit(X, y)
+    _assert_matches_reference(est, X, y.reshape(-1, 1))
+
+
+@pytest.mark.parametrize("params", ENGINE_CONFIGS, ids=str)
+@pytest.mark.parametrize("loss", ["log_loss", "hinge"], ids=["softmax", "multiclass_hinge"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_multinomial_matches_reference(multiclass_data, params, loss, sparse):
+    X, y = multiclass_data
+    kw = dict(loss=loss, multi_class="multinomial", learning_rate="constant", eta0=0.05,
+              alpha=0.01, max_iter=N_EPOCHS, tol=None, shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDClassifier(**kw).fit(sp.csr_matrix(X) if sparse else X, y)
+    # the multiclass losses read the class index
+    _assert_matches_reference(est, X, np.searchsorted(est.classes_, y).reshape(-1, 1))
+
+
+AUTO_CONFIGS = [params for params in SCHEDULE_FREE if "momentum" not in params]
+
+
+@pytest.mark.parametrize("params", AUTO_CONFIGS, ids=str)
+@pytest.mark.parametrize("loss", ["hinge", "log_loss", "modified_huber"])
+@pytest.mark.parametrize("density", ["dense", "sparse"])
+def test_auto_matches_reference(multiclass_data, params, loss, density):
+    """'auto' (DoG steps, the caps, t^2-weighted averaging; with momentum
+    where the data is dense) against the reference; on CSR input, and on
+    data sparse enough that 'auto' takes no momentum."""
+    X, y = multiclass_data
+    if density == "sparse":  # about 15% non-zeros
+        X = X * (np.random.RandomState(3).rand(*X.shape) < 0.25)
+    kw = dict(loss=loss, learning_rate="auto", alpha=0.01, max_iter=N_EPOCHS, tol=None,
+              shuffle=False)
+    kw.update(params)
+    est = MinibatchSGDClassifier(**kw).fit(sp.csr_matrix(X), y)
+    _assert_matches_reference(est, X, _ovr(y, est.classes_))
+
+
+@pytest.mark.parametrize("loss, params", [
+    ("hinge", dict(batch_size=60)),
+    ("hinge", dict(batch_size=32, penalty="l1")),
+    ("hinge", dict(batch_size=32, average=300)),
+    ("modified_huber", dict(batch_size=60)),
+], ids=str)
+def test_auto_momentum_matches_reference(multiclass_data, loss, params):
+    """Large batches over 30 epochs, where the cap shortens the steps DoG
+    wants and 'auto' makes up for them with momentum: the engine agrees
+    with the reference, which without momentum would give another model."""
+    X, y = multiclass_data
+    est = MinibatchSGDClassifier(loss=loss, learning_rate="auto", alpha=0.01, max_iter=30,
+                                 tol=None, shuffle=False, **params).fit(X, y)
+    Y = _ovr(y, est.classes_)
+    _assert_matches_reference(est, X, Y)
+    without = _reference_for(est, X, Y, auto_momentum=0.0)
+    assert not np.allclose(est.coef_, without[2], rtol=1e-3, atol=0.0)
+
+
+def _assert_matches_reference(est, X, Y):
+    W, b, avg, avg_b = _reference_for(est, X, Y)
+    if avg is not None:
+        W, b = avg, avg_b
+    assert_allclose(est.coef_, W.reshape(est.coef_.shape), rtol=1e-9, atol=1e-12)
+    assert_allclose(est.intercept_, b, rtol=1e-9, atol=1e-12)
+    assert est.t_ == 1 + est.max_iter * X.shape[0]
 
 
 SHUFFLED_CONFIGS = [
@@ -279,14 +403,17 @@ def test_smoothness_keeps_the_intercept_in_a_block_of_its_own(sparse):
     X = sp.csr_matrix(X) if sparse else X
     s = np.array([1.0, 2.0, 1.0, 2.0])
     rows = np.arange(4)
-    assert_allclose(smoothness.estimate(X, rows, s, True), (16.0, 32.0, 1.5, 2.0), rtol=1e-9)
-    assert_allclose(smoothness.estimate(X, rows, s, False), (16.0, 32.0, 0.0, 0.0), rtol=1e-9)
+    def estimate(*args, **kwargs):
+        return smoothness.estimate_with_trace(*args, **kwargs)[0]
+
+    assert_allclose(estimate(X, rows, s, True), (16.0, 32.0, 1.5, 2.0), rtol=1e-9)
+    assert_allclose(estimate(X, rows, s, False), (16.0, 32.0, 0.0, 0.0), rtol=1e-9)
     # a later chunk reuses the first chunk's eigenvalue
-    assert smoothness.estimate(X, rows[:1], s, True, lam_w=16.0) == (16.0, 9.0, 1.0, 1.0)
+    assert estimate(X, rows[:1], s, True, lam_w=16.0) == (16.0, 9.0, 1.0, 1.0)
     # fewer rows than features: the eigenvalue comes from the Gram matrix
     wide = np.array([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
     wide = sp.csr_matrix(wide) if sparse else wide
-    assert_allclose(smoothness.estimate(wide, rows[:2], s, True), (16.0, 32.0, 1.5, 2.0),
+    assert_allclose(estimate(wide, rows[:2], s, True), (16.0, 32.0, 1.5, 2.0),
                     rtol=1e-9)
 
 

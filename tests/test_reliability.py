@@ -527,7 +527,7 @@ def test_interrupted_training_leaves_the_model_as_it_was(kind, call, monkeypatch
     the third pass) after state has already been trained on."""
     from skgd import _engine
 
-    real, passes = _engine.run_pass, []
+    real, passes = _engine.Pass.run, []
 
     def interrupted(*args, **kwargs):
         passes.append(1)
@@ -542,7 +542,7 @@ def test_interrupted_training_leaves_the_model_as_it_was(kind, call, monkeypatch
     else:
         est = _stateful(kind)
     before = _snapshot(est)
-    monkeypatch.setattr(_engine, "run_pass", interrupted)
+    monkeypatch.setattr(_engine.Pass, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         if call == "warm":
             est.fit(X, Y[kind])
@@ -820,7 +820,7 @@ def test_compiled_pass_releases_the_gil(monkeypatch):
     assert _plain_pass.plain_pass.targetoptions.get("nogil") is True
 
     inside = threading.Event()
-    real = _engine.run_pass
+    real = _engine.Pass.run
 
     def flagged(*args, **kwargs):
         inside.set()
@@ -834,7 +834,7 @@ def test_compiled_pass_releases_the_gil(monkeypatch):
     yb = Xb @ rng.randn(40)
     est = MinibatchSGDRegressor(shuffle=False, max_iter=30, tol=None, random_state=0)
     est.fit(Xb[:50], yb[:50])  # compiled (and loaded) before the measurement
-    monkeypatch.setattr(_engine, "run_pass", flagged)
+    monkeypatch.setattr(_engine.Pass, "run", flagged)
 
     seen = False
     old_interval = sys.getswitchinterval()

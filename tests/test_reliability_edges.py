@@ -455,28 +455,29 @@ STREAMS = {  # name -> X of chunk i
 }
 
 
+# (the cap shortening the default's steps is said once; here only whether
+# the stream trains counts)
+@pytest.mark.filterwarnings("ignore::skgd.exceptions.StepCapWarning")
 @pytest.mark.parametrize("batch_size", [1, 32])
 @pytest.mark.parametrize("stream", sorted(STREAMS))
-def test_stream_that_changes_scale_trains_or_reports_divergence(stream, batch_size):
+def test_stream_that_changes_scale_trains(stream, batch_size):
     """Case 2: 200 chunks of 50 rows whose first chunk is all zeros, or whose
-    features become larger and strongly correlated later. The regressor
-    either raises a ValueError about divergence, or ends finite, not
-    exploded (max |coef_| < 1e6) and with R^2 > 0.5 on the last 10 chunks."""
+    features become larger and strongly correlated later. Every one of these
+    streams must train, per sample and in minibatches: the step caps follow
+    the data a stream brings (its first chunk's smoothness is estimated
+    again when later chunks are larger), so none may diverge. The targets
+    are exactly linear in the features: the regressor must end finite and
+    fit the last 10 chunks with R^2 > 0.99."""
     rng = np.random.RandomState(0)
     w = rng.randn(WIDTH)
     chunks = [STREAMS[stream](rng, i) for i in range(N_CHUNKS)]
     est = MinibatchSGDRegressor(random_state=0, batch_size=batch_size)
-    try:
-        for Xc in chunks:
-            est.partial_fit(Xc, Xc @ w)
-    except ValueError as exc:
-        assert re.search(r"(?i)diverg", str(exc)), str(exc)
-        return
+    for Xc in chunks:
+        est.partial_fit(Xc, Xc @ w)
     last = np.vstack(chunks[-10:])
     assert np.isfinite(est.coef_).all() and np.isfinite(est.intercept_).all()
-    assert np.abs(est.coef_).max() < 1e6, f"exploded: max |coef_| = {np.abs(est.coef_).max():.3g}"
     r2 = est.score(last, last @ w)
-    assert r2 > 0.5, f"R^2 on the last chunks = {r2:.3g}, max |coef_| = {np.abs(est.coef_).max():.3g}"
+    assert r2 > 0.99, f"R^2 on the last chunks = {r2:.3g}, max |coef_| = {np.abs(est.coef_).max():.3g}"
 
 
 # --------------------------------------------- 3. a user's loss that raises
