@@ -390,7 +390,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             sample weights with the class weights folded in, and the
             one-vs-rest output weights (or None).
         """
-        X, y = self._validate_X(X, y, reset=False)
+        fast = self._fast_Xy(X, y, numeric=False)  # (data validated already: cheap)
+        X, y = fast if fast is not None else self._validate_X(X, y, reset=False)
         if y.dtype.kind == "O":
             _check_one_label_type(y.tolist(), "y")
         check_classification_targets(y)

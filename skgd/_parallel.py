@@ -184,12 +184,15 @@ def _training_arrays(est, X, y, sample_weight):
 
 def _deal(n_rows, n_shards, seed):
     """Row indices of each shard: one shard is every row in order; more
-    deal the rows at random (from ``seed``), each shard's in order."""
+    deal each row to a shard at random (from ``seed``; a sorted or
+    clustered X still gives every shard a sample of all of it), each
+    shard's rows in order."""
     n_shards = max(1, min(n_shards, n_rows))
     if n_shards == 1:
         return [np.arange(n_rows, dtype=np.int64)]
-    order = np.random.RandomState(seed).permutation(n_rows)
-    return [np.sort(order[i::n_shards]).astype(np.int64) for i in range(n_shards)]
+    shard = np.random.RandomState(seed).randint(n_shards, size=n_rows).astype(np.int8)
+    rows = [np.flatnonzero(shard == i) for i in range(n_shards)]
+    return [r.astype(np.int64) for r in rows if r.size]
 
 
 class _Threads:

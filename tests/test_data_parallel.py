@@ -74,11 +74,17 @@ def test_same_seed_same_model(sparse):
                                   "perceptron", "squared_error", "huber",
                                   "epsilon_insensitive"])
 def test_every_loss_trains_and_streams_on(loss, dtype):
-    X, y = classification(2, sparse=True, n=3000)
+    """Each loss in its own estimator (the regression losses in the
+    regressor), with the default stopping rule: the mixed model scores about
+    as ``fit``'s, and ``estimator_`` streams on with ``partial_fit``.
+    (After a fixed 5 epochs the mix lags on slow losses: huber R^2 0.77
+    against 0.88; it stops 5 epochs later than ``fit``, at 0.885.)"""
+    regression = loss in ("squared_error", "huber", "epsilon_insensitive")
+    X, y = make_data(None if regression else 2, sparse=True)
     X = X.astype(dtype)
-    make = lambda: MinibatchSGDClassifier(loss=loss, random_state=0, max_iter=5)  # noqa: E731
+    cls = MinibatchSGDRegressor if regression else MinibatchSGDClassifier
+    make = lambda: cls(loss=loss, random_state=0)  # noqa: E731
     model = DataParallel(make(), n_jobs=2, mix_every=2).fit(X, y)
-    # (the regression losses classify this data poorly either way: huber ~0.7)
     assert model.score(X, y) >= make().fit(X, y).score(X, y) - 0.03
     est = model.estimator_
     t = est.t_
