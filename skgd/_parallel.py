@@ -113,7 +113,13 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         if not sw.any():
             raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
         shards = _deal(X.shape[0], effective_n_jobs(self.n_jobs), est._shuffle_seed())
-        reports = [_mixing.shard_report(est, X, Y, sw, out_weight, rows) for rows in shards]
+        # The step caps and the intercept's decay are measured once, on all
+        # the rows, as fit measures them (the shards are random samples of
+        # the same data; the Dask wrapper can only measure each worker's).
+        whole = _mixing.shard_report(est, X, Y, sw, out_weight,
+                                     np.arange(X.shape[0], dtype=np.int64))
+        reports = [dict(whole, n_rows=rows.size, weight=float(sw[rows].sum()))
+                   for rows in shards]
         data = _mixing.Shards(list(range(len(shards))),
                               [_mixing.Shard(X, Y, sw, r, rows)
                                for r, rows in zip(reports, shards, strict=True)], reports)
