@@ -11,7 +11,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseMinibatchSGD, _check_weight_magnitude
+from . import _labels as labels
+from ._base import BaseMinibatchSGD
+from ._training import Trainer
+from ._validation import check_weight_magnitude
 from .losses import (
     CLASSIFICATION_LOSSES,
     MULTINOMIAL_LOSSES,
@@ -286,8 +289,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             self._check_params()
             X, y = self._validate_X(X, y, reset=True)
             if y.dtype.kind == "O":
-                _check_one_label_type(y.tolist(), "y")
-            classes, idx = _encode_labels(y)
+                labels.check_one_label_type(y.tolist(), "y")
+            classes, idx = labels.encode_labels(y)
             if classes.size < 2:
                 raise ValueError(
                     "The number of classes has to be greater than one; got "
@@ -297,14 +300,15 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             n_out = self._n_outputs(classes.size)
             sw, out_weight = self._weigh_classes(
                 sw, self._class_weights(classes, y, False), idx, n_out)
+            trainer = Trainer(self)
             coef_init, intercept_init = self._init_arrays(
                 n_out, X.shape[1], coef_init, intercept_init
             )
-            state = self._new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init,
-                                    for_fit=True)
+            state = trainer.new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init,
+                                      for_fit=True)
             Y = self._targets(idx, classes.size)
             self.classes_ = classes  # early stopping scores need it
-            n_iter, curve, val = self._fit_state(X, Y, sw, state, stratify=y,
+            n_iter, curve, val = trainer.fit_state(X, Y, sw, state, stratify=y,
                                                  out_weight=out_weight)
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)
@@ -334,7 +338,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             if fast is None:
                 X, y = self._validate_X(X, y, reset=first)
                 if y.dtype.kind == "O":
-                    _check_one_label_type(y.tolist(), "y")
+                    labels.check_one_label_type(y.tolist(), "y")
                 check_classification_targets(y)
             else:  # labels are checked against classes_ below
                 X, y = fast
@@ -343,7 +347,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                     raise ValueError(
                         "classes must be passed on the first call to partial_fit."
                     )
-                all_classes = _check_classes(classes)
+                all_classes = labels.check_classes(classes)
                 if all_classes.size < 2:
                     raise ValueError(
                         "The number of classes has to be greater than one; got "
@@ -351,18 +355,18 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                     )
             else:
                 all_classes = self.classes_
-                if classes is not None and not _same_classes(classes, all_classes):
+                if classes is not None and not labels.same_classes(classes, all_classes):
                     raise ValueError(
                         f"`classes={np.unique(classes).tolist()}` is not the same as on "
                         f"the first call to partial_fit, which was {all_classes.tolist()}."
                     )
-            idx = _label_index(y, all_classes)
+            idx = labels.label_index(y, all_classes)
             sw = self._check_sample_weight(sample_weight, X.shape[0])
             n_out = self._n_outputs(all_classes.size)
             sw, out_weight = self._weigh_classes(
                 sw, self._class_weights(all_classes, y, True), idx, n_out)
             if first:
-                state = self._new_state(n_out, X.shape[1], X.dtype)
+                state = Trainer(self).new_state(n_out, X.shape[1], X.dtype)
             else:
                 state = self._state
                 if state.n_outputs != n_out or state.outputs != self.multi_class:
@@ -373,7 +377,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                         "Call fit, or set it back."
                     )
             Y = self._targets(idx, all_classes.size)
-            curve, _ = self._partial_state(X, Y, sw, state, undo, out_weight=out_weight)
+            curve, _ = Trainer(self).partial_state(X, Y, sw, state, undo, out_weight=out_weight)
             self.classes_ = all_classes
             self._commit(state, 1, curve, incremental=True)
         return self
@@ -393,9 +397,9 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         fast = self._fast_Xy(X, y, numeric=False)  # (data validated already: cheap)
         X, y = fast if fast is not None else self._validate_X(X, y, reset=False)
         if y.dtype.kind == "O":
-            _check_one_label_type(y.tolist(), "y")
+            labels.check_one_label_type(y.tolist(), "y")
         check_classification_targets(y)
-        idx = _label_index(y, self.classes_)
+        idx = labels.label_index(y, self.classes_)
         sw = self._check_sample_weight(sample_weight, X.shape[0])
         n_classes = self.classes_.size
         sw, out_weight = self._weigh_classes(sw, class_weights, idx,
@@ -429,7 +433,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
                 f"class_weight is zero for every class ({self.class_weight!r}): nothing "
                 "to learn from."
             )
-        _check_weight_magnitude(weights, "class_weight")
+        check_weight_magnitude(weights, "class_weight")
         return weights
 
     def _outputs(self):
@@ -459,8 +463,8 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         if class_weights is None:
             return sample_weight, None
         if self._multinomial() or n_out == 1:
-            return _with_class_weights(sample_weight, class_weights, idx), None
-        _check_weight_magnitude(sample_weight * class_weights.max(),
+            return labels.with_class_weights(sample_weight, class_weights, idx), None
+        check_weight_magnitude(sample_weight * class_weights.max(),
                                 "class_weight times sample_weight")
         out_weight = np.ones((n_out, 2))
         out_weight[:, 1] = class_weights
@@ -477,7 +481,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     def _targets(self, idx, n_classes):
         if self._multinomial():  # the class index, for a MulticlassLoss
             return idx.astype(np.float64).reshape(-1, 1)
-        return _one_vs_rest_targets(idx, n_classes)
+        return labels.one_vs_rest_targets(idx, n_classes)
 
     def _loss_object(self):
         """The loss the engine trains with, checked against ``multi_class``."""
@@ -622,122 +626,3 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
-
-
-def _with_class_weights(sample_weight, class_weights, idx):
-    """Sample weights times the class weight of each sample's class."""
-    sw = sample_weight * class_weights[idx]
-    if not sw.any():
-        raise ValueError(
-            "class_weight gives weight zero to every class present in y: nothing to "
-            "learn from."
-        )
-    _check_weight_magnitude(sw, "class_weight times sample_weight")
-    return sw
-
-
-def _encode_labels(y):
-    """The sorted classes of the validated labels ``y``, and the index of each
-    label among them.
-
-    Integer (or boolean) labels of a small range are counted rather than
-    sorted, which costs a pass over ``y`` instead of two sorts (a few
-    milliseconds on 10^5 labels); such labels are always a classification
-    target, so scikit-learn's check of the target type has nothing to say.
-    """
-    if y.dtype.kind in "iub" and y.size:
-        low, high = int(y.min()), int(y.max())
-        if high - low <= max(y.size, 1024):
-            # in a type that holds the differences (int8 spans 255, uint64
-            # labels may exceed int64)
-            wide = y.astype(np.uint64 if y.dtype == np.uint64 else np.int64)
-            shifted = (wide - wide.dtype.type(low)).astype(np.intp)
-            present = np.flatnonzero(np.bincount(shifted, minlength=high - low + 1))
-            index = np.zeros(high - low + 1, dtype=np.intp)
-            index[present] = np.arange(present.size)
-            classes = present.astype(wide.dtype) + wide.dtype.type(low)
-            return classes.astype(y.dtype), index[shifted]
-    check_classification_targets(y)
-    classes = np.unique(y)
-    return classes, np.searchsorted(classes, y)
-
-
-def _check_classes(classes):
-    """The sorted unique labels of ``classes``, or an error naming it: labels
-    must be all numbers (finite) or all strings, in a 1-d array-like."""
-    if isinstance(classes, (list, tuple)):
-        classes = np.asarray(classes, dtype=object)  # keep each label's own type
-    values = np.asarray(classes)
-    if values.ndim != 1:
-        raise ValueError(
-            f"classes must be a 1-d array-like of labels; got shape {values.shape}."
-        )
-    if values.dtype.kind == "O":
-        items = values.tolist()
-        if any(v is None for v in items):
-            raise ValueError(f"classes must not contain None; got {items!r}.")
-        _check_one_label_type(items, "classes")
-        values = np.asarray(items)
-    if values.dtype.kind in "fc" and not np.isfinite(values).all():
-        raise ValueError(f"classes must be finite; got {values.tolist()}.")
-    return np.unique(values)
-
-
-def _same_classes(classes, known):
-    """Whether the labels of ``classes`` are those of ``known`` (sorted and
-    distinct, as ``classes_``). A stream usually passes the same sorted
-    labels on every call: compared as they are, they need not be sorted
-    again."""
-    if (isinstance(classes, np.ndarray) and classes.dtype == known.dtype
-            and classes.shape == known.shape and (classes == known).all()):
-        return True
-    return np.array_equal(np.unique(classes), known)
-
-
-def _check_one_label_type(items, name):
-    """Raise a TypeError naming the mix when labels are not all numbers or
-    all strings (NumPy would compare them and fail obscurely)."""
-    numbers = [isinstance(v, (bool, int, float, np.bool_, np.number)) for v in items]
-    strings = [isinstance(v, str) for v in items]
-    if all(numbers) or all(strings) or not all(n or s for n, s in zip(numbers, strings,
-                                                                       strict=True)):
-        return  # one type; or other objects (None, ...), which scikit-learn refuses
-    kinds = sorted({type(v).__name__ for v in items})
-    shown = items[:10]
-    raise TypeError(
-        f"{name} mixes label types ({', '.join(kinds)}): {shown!r}"
-        f"{' ...' if len(items) > 10 else ''}. Labels must be all numbers or all "
-        "strings; convert them to one type (e.g. y.astype(str))."
-    )
-
-
-def _label_index(y, classes):
-    """Index of each label in the sorted ``classes``; a clear error for others."""
-    try:
-        idx = classes.searchsorted(y)
-        known = classes[np.minimum(idx, classes.size - 1)] == y
-    except TypeError:  # labels that do not even compare with the classes (None, ...)
-        listed = classes.tolist()
-        found = [[i for i, c in enumerate(listed) if c == v] for v in y.tolist()]
-        known = np.array([bool(f) for f in found])
-        idx = np.array([f[0] if f else 0 for f in found], dtype=np.intp)
-    if not known.all():
-        unknown = y[~known]
-        try:
-            shown = str(np.unique(unknown).tolist())
-        except TypeError:
-            shown = "[" + ", ".join(sorted({repr(v) for v in unknown.tolist()})) + "]"
-        raise ValueError(
-            f"y contains labels not in `classes`: {shown} "
-            f"(classes are {classes.tolist()})."
-        )
-    return idx
-
-
-def _one_vs_rest_targets(idx, n_classes):
-    """+1/-1 targets from class indices: one column per class (one for two)."""
-    if n_classes == 2:
-        return np.where(idx == 1, 1.0, -1.0).reshape(-1, 1)
-    Y = np.full((idx.shape[0], n_classes), -1.0)
-    Y[np.arange(idx.shape[0]), idx] = 1.0
-    return Y

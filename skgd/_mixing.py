@@ -18,11 +18,12 @@ exception). ``skgd.dask`` runs rounds on the workers of a Dask cluster,
 import operator
 
 import numpy as np
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone
 
 from . import _engine
 from . import _kernels as K
-from ._base import _largest_weights
+from ._base import BaseMinibatchSGD
+from ._training import Trainer, largest_weights
 
 
 def training_copy(wrapper_name, estimator, fitted):
@@ -38,12 +39,12 @@ def training_copy(wrapper_name, estimator, fitted):
         params = est.get_params(deep=False)
         est = copy.deepcopy(fitted)
         est.set_params(**params)
-    if not hasattr(est, "_epoch_loop"):
+    if not isinstance(est, BaseMinibatchSGD):
         raise TypeError(
             f"{wrapper_name} trains skgd estimators (MinibatchSGDClassifier, "
             f"MinibatchSGDRegressor); got {type(estimator).__name__}."
         )
-    est._check_params()
+    Trainer(est).check()
     if est.early_stopping:
         raise ValueError(
             f"{wrapper_name} does not support early_stopping=True: the validation "
@@ -85,12 +86,12 @@ class Shard:
 def shard_report(est, X, Y, sample_weight, out_weight, rows):
     """What the fit's starting state needs to know of a shard: its rows,
     the smoothness the step caps read and the intercept's decay (measured
-    as ``fit`` measures them, see ``_see_data``), its output weights and
+    as ``fit`` measures them, see ``Trainer.see_data``), its output weights and
     total sample weight."""
-    plan = est._plan()
-    n_out = est._n_outputs(est.classes_.size) if is_classifier(est) else 1
-    probe = est._new_state(n_out, X.shape[1], X.dtype, for_fit=True)
-    est._see_data(probe, X, rows, _largest_weights(sample_weight, Y, out_weight), plan.loss)
+    trainer = Trainer(est)
+    probe = trainer.new_state(trainer.n_outputs(), X.shape[1], X.dtype, for_fit=True)
+    trainer.see_data(probe, X, rows, largest_weights(sample_weight, Y, out_weight),
+                     trainer.plan().loss)
     return {"n_rows": rows.size, "smoothness": probe.smoothness,
             "intercept_decay": probe.intercept_decay, "lam_trace": probe.lam_trace,
             "out_weight": out_weight, "weight": float(sample_weight[rows].sum())}
@@ -110,13 +111,11 @@ class Shards:
 
 def start_state(est, dtype, n_features, reports):
     """The fit's starting state, with the data's smoothness and intercept
-    decay from the shards' reports, as ``_run_epochs`` prepares it:
+    decay from the shards' reports, as ``Trainer.run_epochs`` prepares it:
     ``(state, plan, hyper, out_weight)``."""
-    n_out = est._n_outputs(est.classes_.size) if is_classifier(est) else 1
+    trainer = Trainer(est)
     dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-    coef_init, intercept_init = est._init_arrays(n_out, n_features, None, None)
-    state = est._new_state(n_out, n_features, dtype, coef_init, intercept_init, for_fit=True)
-    state.shuffle_seed = est._shuffle_seed()
+    state = trainer.fit_start(n_features, dtype)
     # The caps must hold on every shard's rows: the largest curvature of
     # any (an upper bound of the whole data's, whose covariance is the
     # row-weighted mean of theirs); the intercept's decay is the majority's.
@@ -125,11 +124,11 @@ def start_state(est, dtype, n_features, reports):
     traces = [r["lam_trace"] for r in reports if r["lam_trace"] is not None]
     state.lam_trace = max(traces) if traces else None
     state.intercept_decay = max(reports, key=lambda r: r["n_rows"])["intercept_decay"]
-    plan = est._plan()
+    plan = trainer.plan()
     state.conform(plan.rule)
-    hyper = est._hyper(state, plan, sum(r["n_rows"] for r in reports))
-    est._warn_if_capped(state, hyper)
-    out_weight = est._problem_weights(state, reports[0]["out_weight"])
+    hyper = trainer.hyper(state, plan, sum(r["n_rows"] for r in reports))
+    trainer.warn_if_capped(state, hyper)
+    out_weight = trainer.problem_weights(state, reports[0]["out_weight"])
     return state, plan, hyper, out_weight
 
 
@@ -208,10 +207,11 @@ def shard_epoch(shard, state, seed, hyper, out_weight, est):
         state.shuffle_seed = seed
     hyper = _engine.Hyper(*hyper)
     hyper = hyper._replace(batch_size=min(hyper.batch_size, max(shard.rows.size, 1)))
-    plan = est._plan()
+    trainer = Trainer(est)
+    plan = trainer.plan()
     prepared = _engine.Pass(state, shard.X, shard.Y, shard.sample_weight, shard.rows, hyper,
                             plan.rule, plan.spec, plan.params, est.shuffle,
                             out_weight=out_weight)
     sums = prepared.run()
-    est._raise_loss_failure(prepared, plan)
+    trainer.raise_loss_failure(prepared, plan)
     return state, sums

@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from . import _engine, _mixing
+from ._training import Trainer
 
 __all__ = ["DataParallel"]
 
@@ -112,7 +113,7 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         X, Y, sw, out_weight = _training_arrays(est, X, y, sample_weight)
         if not sw.any():
             raise ValueError("sample_weight is zero for every sample: nothing to learn from.")
-        shards = _deal(X.shape[0], effective_n_jobs(self.n_jobs), est._shuffle_seed())
+        shards = _deal(X.shape[0], effective_n_jobs(self.n_jobs), Trainer(est).shuffle_seed())
         # The step caps and the intercept's decay are measured once, on all
         # the rows, as fit measures them (the shards are random samples of
         # the same data; the Dask wrapper can only measure each worker's).
@@ -126,10 +127,10 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         state, plan, hyper, out_weight = _mixing.start_state(est, X.dtype, X.shape[1], reports)
         with _Threads(est, len(shards)) as run:
             mixing = _mixing.MixingPass(run, data, state, hyper, out_weight, self.mix_every)
-            n_iter, curve, _ = est._epoch_loop(state, plan, mixing, hyper, n_rows=data.n_rows,
-                                               max_epochs=est.max_iter, out_weight=out_weight)
-        est._warn_if_not_converged(n_iter, stacklevel=2)
-        est._commit(state, n_iter, curve, incremental=False)
+            n_iter, curve, _ = Trainer(est).epoch_loop(
+                state, plan, mixing, hyper, n_rows=data.n_rows, max_epochs=est.max_iter,
+                out_weight=out_weight)
+        Trainer(est).publish(state, n_iter, curve, stacklevel=1)
         self.estimator_ = est
         self.n_iter_ = n_iter
         self.n_mixes_ = mixing.n_mixes
@@ -170,21 +171,22 @@ def _training_arrays(est, X, y, sample_weight):
     """X, the engine's targets, sample weights and one-vs-rest output
     weights, validated and encoded as ``est.fit`` does (setting
     ``n_features_in_`` and, for a classifier, ``classes_``)."""
+    trainer = Trainer(est)
     if is_classifier(est):
-        from ._classifier import _encode_labels
+        from ._labels import encode_labels
 
-        X, y = est._validate_X(X, y, reset=True)
-        classes, _ = _encode_labels(y)
+        X, y = trainer.validated(X, y)
+        classes, _ = encode_labels(y)
         if classes.size < 2:
             raise ValueError(
                 f"The number of classes has to be greater than one; got {classes.size} class."
             )
         est.classes_ = classes
-        class_weights = est._class_weights(classes, y, False)
+        class_weights = trainer.class_weights(classes, y)
     else:
-        X, y = est._validate_X(X, y, reset=True, y_numeric=True)
+        X, y = trainer.validated(X, y)
         class_weights = None
-    X, Y, sw, out_weight = est._block_arrays(X, y, sample_weight, class_weights)
+    X, Y, sw, out_weight = trainer.training_arrays(X, y, sample_weight, class_weights)
     return _engine.narrow_indices(X), Y, sw, out_weight
 
 

@@ -5,7 +5,9 @@ from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseMinibatchSGD, _sum_of_squares
+from ._base import BaseMinibatchSGD
+from ._training import Trainer
+from ._validation import sum_of_squares
 from .losses import REGRESSION_LOSSES, Loss
 
 
@@ -189,7 +191,7 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         else:
             X, y = fast
         y = y.astype(np.float64, copy=False)
-        if not np.isfinite(_sum_of_squares(y)):
+        if not np.isfinite(sum_of_squares(y)):
             raise ValueError(
                 f"y has values too large to train on (largest magnitude "
                 f"{np.abs(y).max():.3g}): the squared errors overflow float64. Scale the "
@@ -217,12 +219,13 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         with self._unchanged_on_error():
             self._check_params()
             X, y, sw = self._targets(X, y, sample_weight, reset=True)
+            trainer = Trainer(self)
             coef_init, intercept_init = self._init_arrays(
                 1, X.shape[1], coef_init, intercept_init
             )
-            state = self._new_state(1, X.shape[1], X.dtype, coef_init, intercept_init,
-                                    for_fit=True)
-            n_iter, curve, val = self._fit_state(X, y.reshape(-1, 1), sw, state, stratify=y)
+            state = trainer.new_state(1, X.shape[1], X.dtype, coef_init, intercept_init,
+                                      for_fit=True)
+            n_iter, curve, val = trainer.fit_state(X, y.reshape(-1, 1), sw, state, stratify=y)
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)
             self._commit(state, n_iter, curve, val, incremental=False)
@@ -245,8 +248,8 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
             first = not hasattr(self, "_state")
             self._check_params(for_partial_fit=True)
             X, y, sw = self._targets(X, y, sample_weight, reset=first)
-            state = self._new_state(1, X.shape[1], X.dtype) if first else self._state
-            curve, _ = self._partial_state(X, y.reshape(-1, 1), sw, state, undo)
+            state = Trainer(self).new_state(1, X.shape[1], X.dtype) if first else self._state
+            curve, _ = Trainer(self).partial_state(X, y.reshape(-1, 1), sw, state, undo)
             self._commit(state, 1, curve, incremental=True)
         return self
 

@@ -1,4 +1,11 @@
-"""The lines ``verbose`` prints: one per epoch and one when training stops."""
+"""What training tells the user: the lines ``verbose`` prints (one per
+epoch, one when training stops) and warnings attributed to the user's line."""
+
+import functools
+import os
+import sys
+import sysconfig
+import warnings
 
 import numpy as np
 
@@ -36,3 +43,47 @@ def stop_line(n_iter, elapsed, *, converged, tol, patience, early_stopping, clas
     if best_epoch is not None:
         line += f"; kept the model of epoch {best_epoch}, the best validation score"
     return line + "."
+
+
+def _library_prefixes():
+    """Folders of the code between a user's line and skgd's warnings: skgd,
+    scikit-learn (Pipeline, GridSearchCV), joblib, the standard library."""
+    import joblib
+    import sklearn
+
+    prefixes = [os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                for m in (sys.modules[__package__], sklearn, joblib)]
+    stdlib = sysconfig.get_paths()["stdlib"]
+    return tuple(prefixes), os.path.abspath(stdlib) + os.sep
+
+
+@functools.cache
+def _site_prefixes():
+    paths = sysconfig.get_paths()
+    return tuple({os.path.abspath(paths[k]) + os.sep for k in ("purelib", "platlib")})
+
+
+def _in_library(filename, prefixes, stdlib):
+    if filename.startswith("<frozen"):
+        return True
+    filename = os.path.abspath(filename)
+    if filename.startswith(prefixes):
+        return True
+    return filename.startswith(stdlib) and not filename.startswith(_site_prefixes())
+
+
+def warn_user(message, category):
+    """``warnings.warn`` attributed to the user's line: the first frame
+    outside skgd, and past scikit-learn's, joblib's and the standard
+    library's frames above it when the stack leads out of them (a Pipeline
+    or a GridSearchCV called by the user); else (a worker process or
+    thread, whose stack ends inside those) the first frame outside skgd."""
+    prefixes, stdlib = _library_prefixes()
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            prefixes[0]):
+        frame, level = frame.f_back, level + 1
+    outside = level
+    while frame is not None and _in_library(frame.f_code.co_filename, prefixes, stdlib):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=outside if frame is None else level)

@@ -27,7 +27,7 @@ blocks' norms, which gives the two caps of :func:`skgd._engine.make_hyper`:
 That limit is the worst row's (``l_max``), far below what per-sample steps
 stand in practice; so at ``batch_size=1`` the built-in squared-type losses
 take scikit-learn's uncapped steps, and the cap only rescues a run whose
-steps diverge (``skgd._base.BaseMinibatchSGD._uncapped_first``).
+steps diverge (``skgd._training.Trainer.uncapped_first``).
 """
 
 import threading

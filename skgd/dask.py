@@ -29,6 +29,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from . import _engine, _mixing
+from ._training import Trainer
 
 _EXTRA = ('skgd.dask needs the extra "skgd[dask]" (dask[distributed]): '
           'pip install "skgd[dask]"')
@@ -178,14 +179,14 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
             state, plan, hyper, out_weight = _mixing.start_state(est, X.dtype, X.shape[1],
                                                                  data.reports)
             mixing = _mixing.MixingPass(run, data, state, hyper, out_weight, self.mix_every)
-            n_iter, curve, _ = est._epoch_loop(state, plan, mixing, hyper, n_rows=data.n_rows,
-                                               max_epochs=est.max_iter, out_weight=out_weight)
+            n_iter, curve, _ = Trainer(est).epoch_loop(
+                state, plan, mixing, hyper, n_rows=data.n_rows, max_epochs=est.max_iter,
+                out_weight=out_weight)
         finally:
             # the workers' copies of their rows go now, not when the garbage
             # collector (or, after an error, the traceback) lets go of them
             run.release()
-        est._warn_if_not_converged(n_iter, stacklevel=3)
-        est._commit(state, n_iter, curve, incremental=False)
+        Trainer(est).publish(state, n_iter, curve, stacklevel=2)
         self.estimator_ = est
         self.n_iter_ = n_iter
         self.n_mixes_ = mixing.n_mixes
@@ -352,7 +353,7 @@ def _aligned(X, y, sample_weight):
 def _classes_and_weights(est, y, classes):
     """The sorted classes (given, or unique labels computed on the cluster)
     and the class weights, computed from the label counts as ``fit`` does."""
-    from ._classifier import _check_classes
+    from ._labels import check_classes
 
     if classes is None and est.class_weight != "balanced":
         classes = da.unique(y).compute()
@@ -360,7 +361,7 @@ def _classes_and_weights(est, y, classes):
     if est.class_weight == "balanced":
         found, counts = dask.compute(*da.unique(y, return_counts=True))
         classes = found if classes is None else classes
-    classes = _check_classes(classes)
+    classes = check_classes(classes)
     if classes.size < 2:
         raise ValueError(
             f"The number of classes has to be greater than one; got {classes.size} class."
@@ -376,7 +377,7 @@ def _classes_and_weights(est, y, classes):
         count = np.array([by_label[c] for c in classes.tolist()])
         # compute_class_weight's formula, in its order of operations
         return classes, int(count.sum()) / (classes.size * count.astype(np.float64))
-    return classes, est._class_weights(classes, classes, False)
+    return classes, Trainer(est).class_weights(classes, classes)
 
 
 class _Blocks:
@@ -516,7 +517,7 @@ def _concat(blocks):
 
 def _prepare_local(est, class_weights, xs, ys, ws):
     """Concatenate a worker's blocks (in block order), validate and encode
-    them, and measure what the step caps need (see ``_see_data``)."""
+    them, and measure what the step caps need (see ``Trainer.see_data``)."""
     if not xs or sum(x.shape[0] for x in xs) == 0:
         return _mixing.Shard(np.zeros((0, 0)), None, None, {"n_rows": 0})
     X = _concat(xs)
@@ -526,8 +527,8 @@ def _prepare_local(est, class_weights, xs, ys, ws):
     # others' do not: its rows are validated, then train with weight zero,
     # as in a plain fit (the client refuses a fit whose rows all weigh zero).
     masked = w is not None and w.dtype.kind in "biuf" and w.size > 0 and not w.any()
-    X, Y, sw, out_weight = est._block_arrays(X, y, np.ones(w.shape) if masked else w,
-                                             class_weights)
+    X, Y, sw, out_weight = Trainer(est).training_arrays(
+        X, y, np.ones(w.shape) if masked else w, class_weights)
     if masked:
         sw = np.zeros_like(sw)
     X = _engine.narrow_indices(X)

@@ -223,11 +223,13 @@ def test_many_mixes_keep_the_averaging_check_finite():
     # about 1000 rounds (average=True, tol=None) a sound fit raised
     # "Floating-point under-/overflow".
     from skgd import _kernels as K
+    from skgd._training import Trainer
 
     est = MinibatchSGDClassifier(average=True)
     est._check_params()
-    state = est._new_state(1, 3, np.float64, for_fit=True)
-    state.conform(est._plan().rule)
+    trainer = Trainer(est)
+    state = trainer.new_state(1, 3, np.float64, for_fit=True)
+    state.conform(trainer.plan().rule)
     state.clock[K.AVG_CHECK] = 1.0
     for _ in range(1100):
         workers = [state.copy(), state.copy()]

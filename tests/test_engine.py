@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from reference import reference_sgd
 from sklearn.datasets import make_classification, make_regression
 
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _kernels
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _kernels, _training
 from skgd import _smoothness as smoothness
 from skgd.losses import MulticlassLoss, SquaredError
 from skgd.schedules import optimal_init
@@ -628,7 +628,7 @@ def test_a_training_call_reads_each_row_norm_once(monkeypatch):
     assert passes == [X.shape, X.shape]
 
 
-def test_a_failed_journaled_call_restores_exactly_what_it_changed():
+def test_a_failed_journaled_call_restores_exactly_what_it_changed(monkeypatch):
     """The CSR stream's undo journal: a call that fails after its pass (here
     a divergence check forced to fail) leaves every array byte-identical."""
     n_features = 2**12
@@ -644,10 +644,9 @@ def test_a_failed_journaled_call_restores_exactly_what_it_changed():
         calls.append(state)
         raise ValueError("forced")
 
-    est._check_finite = failing_check
+    monkeypatch.setattr(_training, "check_finite", failing_check)
     with pytest.raises(ValueError, match="forced"):
         est.partial_fit(*chunks[2])
-    del est._check_finite
     assert calls, "the pass ran before the failure"
     after = {k: v for k, v in vars(est._state).items() if isinstance(v, np.ndarray)}
     assert before.keys() == after.keys()
@@ -696,7 +695,7 @@ def test_switching_averaging_off_leaves_no_lazy_sum_to_correct():
     assert est._state.clock[_kernels.AVG_CHECK] == 0.0
 
 
-def test_a_failed_call_after_assigning_coef_restores_the_training_state():
+def test_a_failed_call_after_assigning_coef_restores_the_training_state(monkeypatch):
     X, y = _sparse_problem()
     target = np.asarray(X.sum(axis=1)).ravel()
     est = MinibatchSGDRegressor(random_state=0).partial_fit(X, target)
@@ -706,10 +705,9 @@ def test_a_failed_call_after_assigning_coef_restores_the_training_state():
     def failing_check(*args, **kwargs):
         raise ValueError("forced")
 
-    est._check_finite = failing_check
+    monkeypatch.setattr(_training, "check_finite", failing_check)
     with pytest.raises(ValueError, match="forced"):
         est.partial_fit(X, target)
-    del est._check_finite
     for name, value in before.items():
         assert getattr(est._state, name).tobytes() == value.tobytes(), name
     assert_array_equal(est.coef_, np.ones(8))  # still what the user assigned

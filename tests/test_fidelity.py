@@ -20,7 +20,7 @@ from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _base, _engine
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _engine, _stopping
 
 
 def _standardised(loader):
@@ -136,7 +136,7 @@ def test_early_stopping_differs_only_by_scikit_learns_validation_weights(monkeyp
         return _engine._dot(X, state.coef) + state.intercept
 
     monkeypatch.setattr(MinibatchSGDClassifier, "_state_scores", unscaled_scores)
-    monkeypatch.setattr(_base._BestEpoch, "see", lambda *args: None)
+    monkeypatch.setattr(_stopping.BestEpoch, "see", lambda *args: None)
     ours = MinibatchSGDClassifier(shuffle=False, random_state=0, **kw).fit(X, y)
     _assert_same_model(peer, ours)
 

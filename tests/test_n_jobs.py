@@ -203,8 +203,8 @@ class _UncappedSquared(skgd.losses.SquaredError):
 
 def _snapshot(est):
     return {name: (value.copy() if isinstance(value, np.ndarray) else value)
-            for name, value in vars(est).items() if name != "_state"}, (
-        None if "_state" not in vars(est) else
+            for name, value in vars(est).items() if name != "_training"}, (
+        None if not hasattr(est, "_state") else
         {name: getattr(est._state, name).copy() for name in _STATE_ARRAYS + ("clock",)})
 
 

@@ -25,6 +25,7 @@ from sklearn.exceptions import NotFittedError
 
 import skgd.losses
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
+from skgd._step_caps import check_finite
 
 # fit's max_iter rule warns on these small problems; that is documented behaviour
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -69,7 +70,7 @@ def _snapshot(est):
     for name in ("coef_", "intercept_", "t_", "n_iter_", "loss_curve_", "classes_"):
         if name in vars(est):
             snap[name] = copy.deepcopy(vars(est)[name])
-    if "_state" in vars(est):
+    if hasattr(est, "_state"):
         for name, value in vars(est._state).items():
             if isinstance(value, np.ndarray):
                 snap["_state." + name] = value.copy()
@@ -565,7 +566,7 @@ def test_check_finite_covers_the_averaged_weights():
     state = est._state.copy()
     state.avg_coef[...] = np.inf
     with pytest.raises(ValueError, match=r"occurred at epoch #7\. Scaling input data"):
-        est._check_finite(state, 0.0, 7)
+        check_finite(state, 0.0, 7)
 
 
 # ------------------------------------------------ 3. huge margins, float32
@@ -658,8 +659,10 @@ def test_result_does_not_depend_on_n_jobs(n_jobs):
 # ------------------------------------------------------------- 5. persistence
 
 UNTRUSTED = {  # documented in docs/reliability.rst
-    "clf": {"skgd._classifier.MinibatchSGDClassifier", "skgd._engine.EngineState"},
-    "reg": {"skgd._regressor.MinibatchSGDRegressor", "skgd._engine.EngineState"},
+    "clf": {"skgd._classifier.MinibatchSGDClassifier", "skgd._engine.EngineState",
+            "skgd._pass_config.Training"},
+    "reg": {"skgd._regressor.MinibatchSGDRegressor", "skgd._engine.EngineState",
+            "skgd._pass_config.Training"},
 }
 
 
@@ -753,9 +756,9 @@ def test_skops_reports_only_skgd_types_as_untrusted(kind, tmp_path):
     loaded = sio.load(path, trusted=sorted(untrusted))
     assert_array_equal(loaded.predict(X), est.predict(X))
 
-    # an unfitted estimator holds no EngineState; a Loss object adds its class
+    # an unfitted estimator holds no training record; a Loss object adds its class
     assert set(sio.get_untrusted_types(data=sio.dumps(EST[kind]()))) == (
-        UNTRUSTED[kind] - {"skgd._engine.EngineState"})
+        UNTRUSTED[kind] - {"skgd._engine.EngineState", "skgd._pass_config.Training"})
     with_loss = EST[kind](loss=skgd.losses.Huber(0.5), random_state=0).fit(X, Y[kind])
     untrusted = set(sio.get_untrusted_types(data=sio.dumps(with_loss)))
     assert untrusted == UNTRUSTED[kind] | {"skgd.losses.Huber"}

@@ -11,8 +11,9 @@ from numpy.testing import assert_allclose
 
 from skgd import MinibatchSGDRegressor
 from skgd import _kernels as K
-from skgd._base import _cap_holds_decay
 from skgd._engine import Hyper
+from skgd._step_caps import cap_holds_decay
+from skgd._training import Trainer
 from skgd.schedules import (
     ADAPTIVE,
     AUTO,
@@ -219,10 +220,10 @@ def _optimal_capped(batch_size=1.0, floor=False):
 def test_the_cap_holds_optimal_until_its_rate_falls_below_it():
     h = _optimal_capped()
     # cap 0.1 < rate 1: held; the rate reaches 0.1 at 0.01 (99 + t) = 10: t = 901
-    assert _cap_holds_decay(h, 1.0, 901.0)
-    assert not _cap_holds_decay(h, 1.0, 900.0)  # held the whole run: counted as usual
-    assert _cap_holds_decay(h, 800.0, 1e9)
-    assert not _cap_holds_decay(h, 902.0, 1e9)  # caught up: the cap no longer holds
+    assert cap_holds_decay(h, 1.0, 901.0)
+    assert not cap_holds_decay(h, 1.0, 900.0)  # held the whole run: counted as usual
+    assert cap_holds_decay(h, 800.0, 1e9)
+    assert not cap_holds_decay(h, 902.0, 1e9)  # caught up: the cap no longer holds
 
 
 def test_the_cap_holds_a_minibatchs_per_sample_step():
@@ -230,20 +231,20 @@ def test_the_cap_holds_a_minibatchs_per_sample_step():
     # per-sample step while the rate at the middle sample t + 1.5 exceeds
     # 0.4: 0.01 (99 + t + 1.5) < 2.5, t < 149.5
     h = _optimal_capped(batch_size=4.0)
-    assert _cap_holds_decay(h, 149.0, 1e9)
-    assert not _cap_holds_decay(h, 150.0, 1e9)
+    assert cap_holds_decay(h, 149.0, 1e9)
+    assert not cap_holds_decay(h, 150.0, 1e9)
     # it catches up at t = 149.5: within a run that ends there, not before
-    assert _cap_holds_decay(h, 1.0, 149.5)
-    assert not _cap_holds_decay(h, 1.0, 149.0)
+    assert cap_holds_decay(h, 1.0, 149.5)
+    assert not cap_holds_decay(h, 1.0, 149.0)
 
 
 def test_the_cap_holds_invscaling_until_its_rate_falls_below_it():
     # eta0 / sqrt(t) <= 0.1 from t = 100 (eta0 = 1, cap 0.1)
     h = hyper(schedule=INVSCALING, eta0=1.0, power_t=0.5, curv_max=10.0)
-    assert _cap_holds_decay(h, 1.0, 100.0)
-    assert not _cap_holds_decay(h, 1.0, 99.0)
+    assert cap_holds_decay(h, 1.0, 100.0)
+    assert not cap_holds_decay(h, 1.0, 99.0)
     # power_t = 0: the rate never falls
-    assert not _cap_holds_decay(hyper(schedule=INVSCALING, eta0=1.0, power_t=0.0,
+    assert not cap_holds_decay(hyper(schedule=INVSCALING, eta0=1.0, power_t=0.0,
                                       curv_max=10.0), 1.0, 1e9)
 
 
@@ -256,7 +257,7 @@ def test_the_cap_holds_invscaling_until_its_rate_falls_below_it():
     hyper(schedule=OPTIMAL, alpha=0.01, optimal_init=100.0, curv_max=0.5),  # cap 2 > rate 1
 ], ids=["constant", "adaptive", "auto", "no cap", "floor", "cap above the rate"])
 def test_the_cap_holds_nothing_else(h):
-    assert not _cap_holds_decay(h, 1.0, 1e9)
+    assert not cap_holds_decay(h, 1.0, 1e9)
 
 
 # ---------------------------------------------------- the fold prediction
@@ -323,7 +324,8 @@ def test_a_pass_predicted_not_to_fold_does_not(n_rows):
                                 eta0=0.1, alpha=1.0, shuffle=False)
     est.partial_fit(X[:1], y[:1])  # one row: a state at scale 0.9
     state = est._state
-    h = np.asarray(est._hyper(state, est._plan(), n_rows, online=True), dtype=np.float64)
+    trainer = Trainer(est)
+    h = np.asarray(trainer.hyper(state, trainer.plan(), n_rows, online=True), dtype=np.float64)
     scale_min = h[K.H_SCALE_MIN]
     predicted = K.pass_would_fold(state.clock, h, n_rows, False)
     est.partial_fit(X, y)
