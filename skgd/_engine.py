@@ -434,7 +434,6 @@ class SplitPass:
     def run(self):
         """Run every part; returns what :meth:`Pass.run` returns for the
         whole state."""
-        clock = self.state.clock
         self._copy(into_parts=True)
         first, *others = self.passes
         if first.key not in _ENTRY_POINTS:
@@ -448,9 +447,7 @@ class SplitPass:
                 _join(futures)
             sums += [future.result() for future in futures]
         self._copy(into_parts=False)
-        check = clock[K.AVG_CHECK]
-        clock[:] = self.parts[0].clock
-        clock[K.AVG_CHECK] = check + sum(part.clock[K.AVG_CHECK] - check for part in self.parts)
+        self.state.join_clocks(self.parts)
         self.state.version += 1
         return np.concatenate(sums, axis=1)
 
@@ -559,7 +556,7 @@ def _check_layout(state, X, Y, sample_weight, rows, rule, out_weight=None):
     if shapes != expected:
         problems += [f"{name} has shape {shape}, not {want}" for name, shape, want
                      in zip(_LAYOUT_ARRAYS, shapes, expected, strict=True) if shape != want]
-    if state.clock[K.AVG_B] != 0.0 and rule.average is None:
+    if state.has_lazy_average() and rule.average is None:
         problems.append("a lazy averaging sum without averaging arrays")
     if problems:
         raise RuntimeError("skgd engine: state and input do not match ("

@@ -20,6 +20,10 @@ from ._slots import ABS, AVG_B, AVG_CHECK, AVG_N, L1_U, N_CLOCK, PASSES, SCALE, 
 from ._smoothness import NO_DATA
 
 
+def _itself(w):
+    return w
+
+
 class EngineState:
     """Everything training needs to continue exactly where it stopped.
 
@@ -176,8 +180,7 @@ class EngineState:
         first, so past averages are kept. Arrays are replaced, not written
         in place."""
         if self.avg_coef.size and self.clock[AVG_B] != 0.0:
-            # the lazy sum avg_coef + AVG_B * coef (unscaled coef), made explicit
-            self.avg_coef = self.avg_coef + self.clock[AVG_B] * self.coef
+            self.avg_coef = self._average_sum()  # made explicit
             self.clock[AVG_B] = 0.0
         self.coef = np.array(coef, dtype=self.coef.dtype, order="C")
         self.clock[SCALE] = 1.0
@@ -200,8 +203,7 @@ class EngineState:
                 "l1_u": float(self.clock[L1_U])}
         if self.avg_coef.size:
             if self.averaging():
-                n = self.clock[AVG_N]
-                snap["avg_coef"] = (self.avg_coef[k] + self.clock[AVG_B] * self.coef[k]) / n
+                snap["avg_coef"] = self._averaged(lambda w: w[k])
                 snap["avg_intercept"] = self.avg_intercept[k]
             else:  # not begun yet: its average will be its weights
                 snap["avg_coef"], snap["avg_intercept"] = snap["coef"], snap["intercept"]
@@ -233,6 +235,19 @@ class EngineState:
                 grown = self.clock[L1_U] - snap["l1_u"]
                 self.l1_applied[k] -= np.sign(snap["coef"]) * grown
         recount_norms(self.coef, self.norms)
+
+    @staticmethod
+    def _pay_l1(coef, applied, u):
+        """Each weight of ``coef`` (real values) pays the cumulative L1
+        penalty ``u`` it still owes by its ledger ``applied``, clipped at
+        zero, in place: the rule the compiled passes apply to the weights a
+        step touches (``skgd._lazy_weights.penalize_l1``; Tsuruoka et al.
+        2009)."""
+        w = coef
+        new = np.where(w > 0, np.maximum(0.0, w - (u + applied)),
+                       np.where(w < 0, np.minimum(0.0, w + (u - applied)), 0.0))
+        applied += new - w
+        coef[...] = new
 
     def arrays(self):
         """The state tuple the kernel takes (with its column-slot scratch).
@@ -267,6 +282,16 @@ class EngineState:
         part._scratch = self._scratch.setdefault(("part", index), {})
         return part
 
+    def join_clocks(self, parts):
+        """After a pass split by outputs: the clock of the parts (see
+        :meth:`part`), which moved alike, becomes this state's; only
+        ``clock[AVG_CHECK]``, a sum over the outputs that is only ever tested
+        for finiteness, adds up the parts' growths."""
+        clock = self.clock
+        check = clock[AVG_CHECK]
+        clock[:] = parts[0].clock
+        clock[AVG_CHECK] = check + sum(part.clock[AVG_CHECK] - check for part in parts)
+
     def drop_scratch(self):
         """Forget the scratch (after a pass that failed half way, whose marks
         may not have been cleared)."""
@@ -291,17 +316,31 @@ class EngineState:
         """Averaged weights and intercepts, or None before averaging began."""
         if not self.averaging():
             return None
-        n = self.clock[AVG_N]
-        coef = (self.avg_coef + self.clock[AVG_B] * self.coef) / n
-        return coef, self.avg_intercept.copy()
+        return self._averaged(), self.avg_intercept.copy()
 
     def scores(self, X, averaged):
         """``X @ W.T`` for the current or averaged weights, intercepts left
         out, without forming the weights: it costs the non-zeros of X."""
         if averaged:
-            n = self.clock[AVG_N]
-            return (_dot(X, self.avg_coef) + self.clock[AVG_B] * _dot(X, self.coef)) / n
+            return self._averaged(lambda w: _dot(X, w))
         return self.clock[SCALE] * _dot(X, self.coef)
+
+    def _average_sum(self, read=_itself):
+        """The lazy sum of the averaged weights, ``avg_coef + clock[AVG_B] *
+        coef``: the sum of the real weights of every step averaged
+        (``clock[AVG_N]`` times their average), each array first ``read``
+        (a linear map: an output's row, the scores of X)."""
+        return read(self.avg_coef) + self.clock[AVG_B] * read(self.coef)
+
+    def _averaged(self, read=_itself):
+        """The averaged weights (through ``read``, see :meth:`_average_sum`),
+        averaging begun."""
+        return self._average_sum(read) / self.clock[AVG_N]
+
+    def has_lazy_average(self):
+        """Whether the lazy sum of the averaged weights still leans on
+        ``coef`` (``clock[AVG_B]`` non-zero: see :meth:`_average_sum`)."""
+        return self.clock[AVG_B] != 0.0
 
     def squared_norm(self):
         """``||w||^2`` of the current weights, from the tracked norm."""
@@ -369,7 +408,7 @@ class EngineState:
         if self.l1_applied.size:
             clock[L1_U] = float(np.dot(p, [s.clock[L1_U] for s in states]))
             self.l1_applied = _weighted([s.l1_applied for s in states], p)
-            _pay_l1(coef, self.l1_applied, clock[L1_U])
+            self._pay_l1(coef, self.l1_applied, clock[L1_U])
         if self.velocity.size:
             self.velocity = _weighted([s.velocity for s in states], p)
             self.velocity_b = _weighted([s.velocity_b for s in states], p)
@@ -384,11 +423,11 @@ class EngineState:
         """The averaging sums of :meth:`mix`: the average of every step any
         state took since averaging began (this state's sums counted once)."""
         n0 = self.clock[AVG_N]
-        s0 = self.avg_coef + self.clock[AVG_B] * self.coef  # explicit sum of real weights
+        s0 = self._average_sum()
         i0 = self.avg_intercept * n0
         total, total_b, n = s0.copy(), i0.copy(), n0
         for s in states:
-            total += (s.avg_coef + s.clock[AVG_B] * s.coef) - s0
+            total += s._average_sum() - s0
             total_b += s.avg_intercept * s.clock[AVG_N] - i0
             n += s.clock[AVG_N] - n0
         self.avg_coef = total
@@ -408,16 +447,6 @@ def _weighted(arrays, p):
     for a, w in zip(arrays, p, strict=True):
         out += w * a
     return out
-
-
-def _pay_l1(coef, applied, u):
-    """Each weight pays the cumulative L1 penalty it still owes, clipped at
-    zero (the engine's rule, Tsuruoka et al. 2009), in place."""
-    w = coef
-    new = np.where(w > 0, np.maximum(0.0, w - (u + applied)),
-                   np.where(w < 0, np.minimum(0.0, w + (u - applied)), 0.0))
-    applied += new - w
-    coef[...] = new
 
 
 # The state's arrays with one row per output (views of a part share them),
