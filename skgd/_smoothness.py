@@ -37,7 +37,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import _JIT
+from ._jit import _JIT
 
 _SAMPLE_ROWS = 500
 _POWER_ITERATIONS = 20
