@@ -33,7 +33,7 @@ from ._validation import (
     sum_of_squares,
 )
 from .losses import Loss, get_loss
-from .schedules import PA_LOSSES, SCHEDULES
+from .schedules import SCHEDULES, get_schedule
 
 # Where the documentation's API pages live (the "?" link of the HTML repr
 # in notebooks, as scikit-learn's estimators have).
@@ -106,32 +106,12 @@ class BaseMinibatchSGD(PublishedWeights, BaseEstimator):
             )
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit.")
-        if self.learning_rate == "optimal" and self.alpha == 0:
-            raise ValueError(
-                "alpha must be > 0 since learning_rate is 'optimal': alpha is used "
-                "to compute the optimal learning rate."
-            )
-        if self.learning_rate == "auto" and self.momentum > 0:
-            raise ValueError(
-                f"momentum={self.momentum!r} cannot be combined with learning_rate='auto', "
-                "which sets its own momentum (on dense data, for the steps its cap "
-                "shortens). Use momentum=0, or another learning_rate."
-            )
         if self.penalty == "elasticnet" and self.l1_ratio is None:
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'.")
-        if self.learning_rate in ("pa1", "pa2"):
-            needed = PA_LOSSES["classifier" if is_classifier(self) else "regressor"]
-            if getattr(self, "multi_class", "ovr") == "multinomial":
-                raise ValueError(
-                    f"Learning rate '{self.learning_rate}' (passive-aggressive) is defined "
-                    "for binary and one-vs-rest problems, not for multi_class='multinomial'."
-                )
-            if self.loss != needed:
-                raise ValueError(
-                    f"Learning rate '{self.learning_rate}' only works with loss "
-                    f"'{needed}' (passive-aggressive steps are defined for it); got "
-                    f"loss={self.loss!r}."
-                )
+        get_schedule(self.learning_rate).check(
+            alpha=self.alpha, momentum=self.momentum, loss=self.loss,
+            kind="classifier" if is_classifier(self) else "regressor",
+            multi_class=getattr(self, "multi_class", "ovr"))
         if self.power_t < 0:
             warnings.warn(
                 "Negative values for `power_t` are deprecated in version 1.8 and will "

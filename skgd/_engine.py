@@ -31,7 +31,7 @@ from ._state import (  # noqa: F401 - EngineState: named here too
 )
 from ._undo import Undo  # noqa: F401 - named here too
 from .losses import quiet_experimental
-from .schedules import AUTO, is_passive_aggressive
+from .schedules import get_schedule
 
 # Named on the Python side for readability; the kernel gets it as an array.
 Hyper = namedtuple("Hyper", K.HYPER_FIELDS)
@@ -47,40 +47,31 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
                online=False):
     """Build the compiled kernel's run-time hyper-parameters.
 
-    ``curvature`` is the loss's bound on its second derivative (None: no
-    step cap) and ``smoothness`` the data's ``Smoothness`` tuple. The caps
-    (skgd._smoothness): with ``per_sample_floor`` the weights and the
-    intercept are capped by their own block's smoothness, otherwise both by
-    the bound on the joint one.
-
-    'auto' (``schedule == AUTO``) steps at its own measured rate under the
-    caps, without the per-sample floor; for losses with a bounded derivative
-    the weights' cap uses the mean ``|x|^2`` (``row_sq``) in place of the
-    largest, as a few long rows only make such steps bounce, not diverge.
+    ``schedule``: a :class:`~skgd.schedules.Schedule`, its name or its code;
+    it sets its own fields (:meth:`~skgd.schedules.Schedule.hyper`), what
+    the caps read (:meth:`~skgd.schedules.Schedule.caps`) and the intercepts'
+    step factor. ``curvature`` is the loss's bound
+    on its second derivative (None: no step cap) and ``smoothness`` the
+    data's ``Smoothness`` tuple. The caps (skgd._smoothness): with
+    ``per_sample_floor`` the weights and the intercept are capped by their
+    own block's smoothness, otherwise both by the bound on the joint one.
+    ``intercept_decay``: the data's factor of the intercepts' step;
+    ``row_sq``: the mean ``|x|^2`` of the data seen.
     """
+    schedule = get_schedule(schedule)
     l2, _ = penalty_strengths(penalty, alpha, l1_ratio)
-    # passive-aggressive steps bound themselves: no cap
-    beta = 0.0 if is_passive_aggressive(schedule) else (curvature or 0.0)
+    beta, cap_floor, smoothness = schedule.caps(curvature, per_sample_floor, smoothness, row_sq)
     lam_w, l_max_w, lam_b, l_max_b = smoothness
-    cap_floor = bool(per_sample_floor)
-    if schedule == AUTO:
-        cap_floor = False
-        if per_sample_floor and row_sq > 0.0:
-            l_max_w = min(l_max_w, row_sq)
     if not per_sample_floor:
         lam_w, l_max_w = lam_b, l_max_b = lam_w + lam_b, l_max_w + l_max_b
-    if average:
+    if average:  # (as training uses it: Schedule.average)
         # The lazy average cancels terms of size 1 / scale_min; keep that
         # within the precision of the weights' dtype.
         scale_min = 1e-6 if dtype == np.float64 else 1e-3
     else:
         scale_min = 1e-9
     return Hyper(
-        schedule=schedule,
-        alpha=alpha,
-        eta0=eta0,
-        power_t=power_t,
-        optimal_init=optimal_init,
+        **schedule.hyper(alpha=alpha, eta0=eta0, power_t=power_t, optimal_init=optimal_init),
         l2=l2,
         fit_intercept=float(fit_intercept),
         batch_size=batch_size,
@@ -95,7 +86,7 @@ def make_hyper(*, schedule, alpha, eta0, power_t, optimal_init, penalty, l1_rati
         # the objective weighs rows by sample and class weight, or (scikit-
         # learn's tol rule) counts every row alike
         weighted_objective=float(weighted_objective),
-        intercept_decay=intercept_decay,
+        intercept_decay=schedule.intercept_decay(intercept_decay),
         row_sq=row_sq + float(fit_intercept),
         online=float(online),
     )
@@ -208,8 +199,7 @@ def _plain(state, hyper, rule, loss_spec, journal):
     if (state.n_outputs != 1 or journal is not None or rule.clip_value is not None
             or rule.clip_norm is not None or rule.momentum is not None):
         return False
-    schedule = hyper[K.H_SCHEDULE]
-    if schedule == AUTO or is_passive_aggressive(schedule):
+    if not get_schedule(hyper[K.H_SCHEDULE]).plain_pass:
         return False
     if isinstance(loss_spec, K.BuiltinLoss):
         return not K.BUILTIN_LOSSES[loss_spec.name][2]
@@ -363,7 +353,7 @@ def splittable(hyper, rule):
     the gradients and weights of all outputs) and ``clip_norm`` (the norm
     of the whole gradient).
     """
-    return hyper[K.H_SCHEDULE] != AUTO and rule.clip_norm is None
+    return get_schedule(hyper[K.H_SCHEDULE]).splittable and rule.clip_norm is None
 
 
 def output_parts(n_outputs, n_parts):

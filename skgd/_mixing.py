@@ -24,6 +24,7 @@ from . import _engine
 from . import _kernels as K
 from ._base import BaseMinibatchSGD
 from ._training import Trainer, largest_weights
+from .schedules import get_schedule
 
 
 def training_copy(wrapper_name, estimator, fitted):
@@ -51,7 +52,7 @@ def training_copy(wrapper_name, estimator, fitted):
             "split would have to be scored after every mix. Hold out a "
             "validation set yourself and score estimator_ on it."
         )
-    if est.learning_rate == "auto":
+    if not get_schedule(est.learning_rate).mixable:
         # its measured rate (reach and gradient sum) is not mixed yet
         raise ValueError(
             f"{wrapper_name} does not support learning_rate='auto' yet: the rate it "

@@ -17,15 +17,7 @@ from sklearn.utils import check_random_state
 from . import _engine
 from . import _smoothness as smoothness
 from ._step_caps import cap_at, warn_if_capped
-from .losses import MulticlassLoss
-from .schedules import (
-    AUTO,
-    AUTO_MOMENTUM,
-    OPTIMAL,
-    SCHEDULES,
-    is_passive_aggressive,
-    optimal_init,
-)
+from .schedules import get_schedule
 
 # Built-in losses whose step stays capped at batch_size=1 although the
 # uncapped steps cannot diverge: modified Huber's oscillate across its
@@ -39,10 +31,9 @@ _Plan = namedtuple("_Plan", "loss spec params rule optimal_init")
 def average_of(est):
     """``average`` as training uses it: 'auto' always averages (weights
     growing as t^2 are part of its rule, see skgd._kernels.auto_rate);
-    an int still says when its averaging begins."""
-    if SCHEDULES[est.learning_rate] == AUTO and not est.average:
-        return True
-    return est.average
+    an int still says when its averaging begins (see
+    :meth:`skgd.schedules.Schedule.average`)."""
+    return get_schedule(est.learning_rate).average(est.average)
 
 
 class Training:
@@ -123,24 +114,7 @@ class PassConfig:
         loss = est._loss_object()
         loss.check_params()
         _, l1 = _engine.penalty_strengths(est.penalty, est.alpha, self.l1_ratio())
-        t0 = 0.0
-        if SCHEDULES[est.learning_rate] == OPTIMAL:
-            if isinstance(loss, MulticlassLoss):
-                # Bottou's heuristic needs the derivative's scale at margin
-                # -typw: 1 for softmax and multiclass hinge, as for log/hinge.
-                t0 = optimal_init(est.alpha, lambda p, y: -1.0)
-            else:
-                # the plain Python function: one call is not worth a compilation
-                fn, params = getattr(loss.dloss, "py_func", loss.dloss), loss.params()
-                t0 = optimal_init(est.alpha, lambda p, y: fn(p, y, *params))
-            if not (t0 + 1.0 > 1.0):
-                raise ValueError(
-                    f"alpha={est.alpha!r} is too large for learning_rate='optimal': its "
-                    f"offset t0 = {t0:.3g} vanishes next to the sample count, so the rate "
-                    "1 / (alpha * (t0 + t - 1)) wipes out every weight at each step. Use a "
-                    "smaller alpha (the regularisation strength; 1e-6 to 1e-1 is usual) or "
-                    "another learning_rate."
-                )
+        t0 = self.schedule().t0(est.alpha, loss)
         plan = _Plan(
             loss=loss,
             spec=_engine.loss_spec(loss),
@@ -152,6 +126,10 @@ class PassConfig:
         )
         self.memo.plan = (fingerprint, plan)
         return plan
+
+    def schedule(self):
+        """The :class:`~skgd.schedules.Schedule` of ``learning_rate``."""
+        return get_schedule(self.est.learning_rate)
 
     def average(self):
         """``average`` as training uses it (see :func:`average_of`)."""
@@ -198,7 +176,7 @@ class PassConfig:
         loss = plan.loss
         return (est.batch_size == 1 and bool(loss.curvature) and not loss.per_sample_floor
                 and isinstance(est.loss, str) and est.loss not in _ALWAYS_CAPPED
-                and SCHEDULES[est.learning_rate] != AUTO
+                and self.schedule().uncapped_first
                 and self.scikit_learns_algorithm(plan, 1, capped=False))
 
     def warn_if_capped(self, state, hyper, diverged=None, stream=False):
@@ -211,10 +189,7 @@ class PassConfig:
         data (as the first data decided: see :meth:`see_data`) momentum of
         at most ``AUTO_MOMENTUM`` for the steps the cap shortens. On sparse
         data 'auto' takes none: momentum moves every weight at every step."""
-        est = self.est
-        if SCHEDULES[est.learning_rate] == AUTO and state.intercept_decay == 1.0:
-            return plan.rule._replace(momentum=(AUTO_MOMENTUM, False))
-        return plan.rule
+        return self.schedule().rule(plan.rule, dense=state.intercept_decay == 1.0)
 
     def hyper(self, state, plan, n_rows, online=False, capped=None):
         """The run-time hyper-parameters of a pass (the state must have seen
@@ -243,9 +218,8 @@ class PassConfig:
         if capped in cached[1]:
             return cached[1][capped]
         loss = plan.loss
-        auto = SCHEDULES[est.learning_rate] == AUTO
         hyper = cached[1][capped] = _engine.make_hyper(
-            schedule=SCHEDULES[est.learning_rate],
+            schedule=self.schedule(),
             alpha=est.alpha,
             eta0=state.eta,
             power_t=est.power_t,
@@ -260,8 +234,7 @@ class PassConfig:
             per_sample_floor=loss.per_sample_floor,
             smoothness=state.smoothness,
             weighted_objective=not self.scikit_learns_algorithm(plan, batch_size, capped),
-            # 'auto''s own caps keep the intercept's steps in check
-            intercept_decay=1.0 if auto else state.intercept_decay,
+            intercept_decay=state.intercept_decay,
             row_sq=state.row_sq,
             online=online,
         )
@@ -303,11 +276,10 @@ class PassConfig:
         est = self.est
         if state.intercept_decay is None:  # decided by the first data, then kept
             state.intercept_decay = _engine.sparse_intercept_decay(X)
-        auto = SCHEDULES[est.learning_rate] == AUTO
-        if auto:  # the scale of its gradients (see skgd._kernels.auto_rate)
+        schedule = self.schedule()
+        if schedule.reads_row_sq:  # the scale of its gradients ('auto')
             state.row_sq = max(state.row_sq, smoothness.mean_row_sq(X, rows))
-        if (not loss.curvature or (loss.per_sample_floor and est.batch_size == 1 and not auto)
-                or is_passive_aggressive(SCHEDULES[est.learning_rate])):
+        if not schedule.measures_smoothness(loss, est.batch_size):
             return
         chunk, trace = smoothness.estimate_with_trace(
             X, rows, sample_weight, est.fit_intercept, lam_w=state.smoothness[0])

@@ -13,7 +13,7 @@ from . import _kernels
 from ._report import warn_user
 from ._validation import sum_of_squares
 from .exceptions import StepCapWarning
-from .schedules import ADAPTIVE, CONSTANT, INVSCALING, OPTIMAL, SCHEDULES
+from .schedules import get_schedule
 
 # Taken as divergence even while finite: the weights' squared norm growing
 # by this factor in one pass, to at least this value (ten orders of
@@ -106,21 +106,20 @@ def cap_holds_decay(hyper, t, t_end):
     per-sample step) does not hold, and a cap that holds past ``t_end``
     would hold the whole run: then the rule counts as usual."""
     hyper = np.asarray(hyper, dtype=np.float64)
-    schedule = int(hyper[_kernels.H_SCHEDULE])
-    if schedule not in (OPTIMAL, INVSCALING) or not hyper[_kernels.H_CURV_MAX] > 0.0:
+    schedule = get_schedule(hyper[_kernels.H_SCHEDULE])
+    if not schedule.decays or not hyper[_kernels.H_CURV_MAX] > 0.0:
         return False  # no decay, or no cap (see skgd._kernels.minibatch_step)
     asked, cap, _, _ = cap_at(hyper, t)
     m = hyper[_kernels.H_BATCH_SIZE]
     if not cap < asked / m * (1.0 - 1e-9):
         return False
+    # the rate at the middle row of a batch (t + middle) falls to the cap
     middle = 0.5 * (m - 1)
-    if schedule == OPTIMAL:  # 1 / (alpha (t0 + t + middle - 1)) <= cap
-        catch_up = 1.0 / (hyper[_kernels.H_ALPHA] * cap) - hyper[_kernels.H_OPTIMAL_INIT] + 1.0
-    else:  # eta0 / (t + middle) ** power_t <= cap
-        power_t = hyper[_kernels.H_POWER_T]
-        if power_t <= 0.0:
-            return False
-        catch_up = (hyper[_kernels.H_ETA0] / cap) ** (1.0 / power_t)
+    catch_up = schedule.falls_to(
+        cap, alpha=hyper[_kernels.H_ALPHA], eta0=hyper[_kernels.H_ETA0],
+        power_t=hyper[_kernels.H_POWER_T], optimal_init=hyper[_kernels.H_OPTIMAL_INIT])
+    if catch_up is None:
+        return False
     return catch_up - middle <= t_end
 
 
@@ -161,8 +160,8 @@ def warn_if_capped(est, memo, state, hyper, diverged=None, stream=False):
     token = memo.token
     if stream and memo.cap_warned is token:
         return
-    schedule = SCHEDULES[est.learning_rate]
-    if diverged is None and schedule not in (CONSTANT, INVSCALING, ADAPTIVE):
+    schedule = get_schedule(est.learning_rate)
+    if diverged is None and not schedule.warns_on_cap:
         return
     asked, eta, eta_b, _ = cap_at(hyper, state.t)
     asked_b = asked * float(hyper[_kernels.H_INTERCEPT_DECAY])
@@ -175,8 +174,7 @@ def warn_if_capped(est, memo, state, hyper, diverged=None, stream=False):
     m = int(hyper[_kernels.H_BATCH_SIZE])
     steps = " and ".join(f"the {name} step from {before:.3g} to {after:.3g}"
                          for name, before, after in cut)
-    asked_for = (f"eta0={est.eta0!r}" if schedule != OPTIMAL
-                 else f"learning_rate='optimal', alpha={est.alpha!r}")
+    asked_for = schedule.asked_for(est.eta0, est.alpha)
     if diverged is not None:
         head = (f"The per-sample steps scikit-learn takes ({asked_for}) diverged on "
                 f"this data in epoch {diverged.epoch} ({diverged.what}); trained again "
@@ -187,7 +185,7 @@ def warn_if_capped(est, memo, state, hyper, diverged=None, stream=False):
                 "from scikit-learn's.")
     # the largest eta0 whose steps the caps leave as they are
     room = min(after / before for _, before, after in cut)
-    limit = room * (asked / m if schedule == OPTIMAL else est.eta0)
+    limit = schedule.cap_limit(room, asked, m, est.eta0)
     warn_user(f"{head} {cap_advice(est, state, m, limit)} (See the user guide, "
                "'Batch size and step size'.)", StepCapWarning)
 
@@ -199,10 +197,7 @@ def cap_advice(est, state, batch_size, limit):
     rows of dense data (features far from unit scale). Sparse or
     normalised rows (text) get no advice to scale features: theirs
     already are."""
-    if SCHEDULES[est.learning_rate] == OPTIMAL:
-        tips = [f"learning_rate='constant' with eta0 <= {limit:.3g}"]
-    else:
-        tips = [f"eta0 <= {limit:.3g}"]
+    tips = [get_schedule(est.learning_rate).cap_tip(limit)]
     if batch_size > 1:
         tips.append("a smaller batch_size")
     advice = "To take the steps asked for, use " + " or ".join(tips) + "."

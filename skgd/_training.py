@@ -43,7 +43,7 @@ from ._stopping import (
     validation_split,
 )
 from .losses import MulticlassLoss
-from .schedules import ADAPTIVE, SCHEDULES
+from .schedules import get_schedule
 
 _TINY = float(np.finfo(float).tiny)
 
@@ -243,13 +243,14 @@ class Trainer(PassConfig):
         rule = StoppingRule(n_problems, est.tol, patience_epochs(
             est.n_iter_no_change, n_rows, int(hyper.batch_size)))
         rates = np.full(n_problems, state.eta)
-        adaptive = SCHEDULES[est.learning_rate] == ADAPTIVE
+        schedule = get_schedule(est.learning_rate)
 
         def lower_rate(k):
-            if adaptive and rates[k] > 1e-6:
-                rates[k] /= 5.0
-                return True
-            return False
+            lowered = schedule.lower(rates[k])
+            if lowered is None:
+                return False
+            rates[k] = lowered
+            return True
 
         latest = np.zeros(n_problems)
         t_end = state.t + max_epochs * n_rows
@@ -286,7 +287,7 @@ class Trainer(PassConfig):
                     out_weight[k] = 0.0
             if rule.done:
                 break
-            if adaptive and rates[rule.active].max() != state.eta:
+            if schedule.lowers_rate and rates[rule.active].max() != state.eta:
                 # the classes share the step of L2 decay (the fastest active
                 # class's); each one's gradient steps at its own rate
                 state.eta = float(rates[rule.active].max())

@@ -3,6 +3,7 @@ the fold prediction, one function at a time, against the formulas of
 skgd.schedules and skgd._kernels (worked out here by hand, not read back
 from the code)."""
 
+import itertools
 import math
 
 import numpy as np
@@ -14,14 +15,20 @@ from skgd import _kernels as K
 from skgd._engine import Hyper
 from skgd._step_caps import cap_holds_decay
 from skgd._training import Trainer
+from skgd.losses import EpsilonInsensitive, Hinge, LogLoss, SoftmaxLoss, SquaredError
 from skgd.schedules import (
     ADAPTIVE,
     AUTO,
+    AUTO_MOMENTUM,
     CONSTANT,
     INVSCALING,
     OPTIMAL,
     PA1,
     PA2,
+    SCHEDULES,
+    Schedule,
+    get_schedule,
+    is_passive_aggressive,
     optimal_init,
 )
 
@@ -335,3 +342,279 @@ def test_a_pass_predicted_not_to_fold_does_not(n_rows):
     assert predicted == (1 + n_rows >= _first_fold(0.9, scale_min))
     assert folded == (1 + n_rows >= _first_fold(0.9, scale_min / 2.0))
     assert predicted or not folded
+
+
+# ------------------------------------------------------ the schedule objects
+
+
+ALL_NAMES = ["constant", "optimal", "invscaling", "adaptive", "pa1", "pa2", "auto"]
+
+
+def test_each_name_and_code_finds_one_schedule():
+    assert sorted(SCHEDULES) == sorted(ALL_NAMES)
+    for name, code in SCHEDULES.items():
+        schedule = get_schedule(name)
+        assert isinstance(schedule, Schedule)
+        assert (schedule.name, schedule.code) == (name, code)
+        # by its code, as the hyper-parameter array holds it (a float), and itself
+        assert get_schedule(code) is get_schedule(float(code)) is schedule
+        assert get_schedule(schedule) is schedule
+    assert is_passive_aggressive(get_schedule("pa1").code)
+    assert not is_passive_aggressive(get_schedule("auto").code)
+
+
+class _ScaledDerivative:
+    """A loss whose derivative is ``c`` everywhere (``c`` its parameter)."""
+
+    curvature, per_sample_floor = None, False
+
+    def __init__(self, c):
+        self.c = c
+
+    @staticmethod
+    def dloss(p, y, c):
+        return c
+
+    def params(self):
+        return (self.c,)
+
+
+def test_only_optimal_offsets_the_sample_count():
+    # typw = (1 / sqrt(1e-4)) ** 0.5 = 10; a derivative of 4 at -typw: the
+    # first rate typw / 4 = 2.5, so t0 = 1 / (2.5 * 1e-4) = 4000
+    assert_allclose(get_schedule("optimal").t0(1e-4, _ScaledDerivative(4.0)), 4000.0,
+                    rtol=1e-15)
+    # a derivative below 1 in size (hinge's -1, log's): t0 = 1 / (typw alpha) = 1000
+    assert_allclose(get_schedule("optimal").t0(1e-4, _ScaledDerivative(-1.0)), 1000.0,
+                    rtol=1e-15)
+    assert_allclose(get_schedule("optimal").t0(1e-4, LogLoss()), 1000.0, rtol=1e-15)
+    # the multiclass losses count as a derivative of size 1, whatever theirs
+    assert_allclose(get_schedule("optimal").t0(1e-4, SoftmaxLoss()), 1000.0, rtol=1e-15)
+    for name in set(ALL_NAMES) - {"optimal"}:
+        assert get_schedule(name).t0(1e-4, Hinge()) == 0.0
+
+
+def test_optimal_refuses_an_alpha_whose_offset_vanishes():
+    # alpha = 1e32: typw = 1e-8, t0 = 1 / (1e-8 * 1e32) = 1e-24, and 1 + t0 == 1
+    with pytest.raises(ValueError, match="alpha=1e\\+32 is too large"):
+        get_schedule("optimal").t0(1e32, Hinge())
+    get_schedule("constant").t0(1e32, Hinge())  # t0 = 0 whatever alpha
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_only_auto_always_averages(name):
+    schedule = get_schedule(name)
+    for average in (False, 0, True, 1, 10):
+        expected = True if name == "auto" and not average else average
+        assert schedule.average(average) is expected
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_only_auto_adds_momentum_and_only_on_dense_data(name):
+    from skgd._engine import make_rule
+
+    rule = make_rule(clip_value=None, clip_norm=1.0, momentum=0.0, nesterov=False, l1=0.0,
+                     average=True)
+    schedule = get_schedule(name)
+    assert schedule.rule(rule, dense=False) == rule
+    dense = schedule.rule(rule, dense=True)
+    if name == "auto":
+        assert dense == rule._replace(momentum=(AUTO_MOMENTUM, False))
+        assert AUTO_MOMENTUM == 0.95
+    else:
+        assert dense == rule
+
+
+def test_adaptive_divides_its_rate_by_5_while_it_is_above_1e_6():
+    adaptive = get_schedule("adaptive")
+    assert adaptive.lowers_rate
+    assert adaptive.lower(0.5) == 0.5 / 5.0
+    assert adaptive.lower(1.1e-6) == 1.1e-6 / 5.0
+    assert adaptive.lower(1e-6) is None  # the floor
+    assert adaptive.lower(1e-9) is None
+    # from eta0 = 1: 1 / 5 ** 9 = 5.1e-7 is the first rate at or below 1e-6
+    rate, n = 1.0, 0
+    while (lowered := adaptive.lower(rate)) is not None:
+        rate, n = lowered, n + 1
+    assert n == 9
+    assert_allclose(rate, 1.0 / 5.0 ** 9, rtol=1e-14)
+    for name in set(ALL_NAMES) - {"adaptive"}:
+        assert not get_schedule(name).lowers_rate
+        assert get_schedule(name).lower(0.5) is None
+
+
+def test_the_cap_warning_is_for_the_steps_a_user_chose():
+    warned = {name for name in ALL_NAMES if get_schedule(name).warns_on_cap}
+    assert warned == {"constant", "invscaling", "adaptive"}
+    # the step 'optimal' asked for came from alpha: its advice is a constant rate
+    optimal, constant = get_schedule("optimal"), get_schedule("constant")
+    assert optimal.asked_for(0.1, 1e-4) == "learning_rate='optimal', alpha=0.0001"
+    assert constant.asked_for(0.1, 1e-4) == "eta0=0.1"
+    # a cap that leaves 1/4 of a batch of 8's step 2.0 (optimal) or of eta0 0.1
+    assert optimal.cap_limit(0.25, 2.0, 8, 0.1) == 0.25 * 2.0 / 8
+    assert constant.cap_limit(0.25, 2.0, 8, 0.1) == 0.25 * 0.1
+    assert optimal.cap_tip(0.0625) == "learning_rate='constant' with eta0 <= 0.0625"
+    assert constant.cap_tip(0.025) == "eta0 <= 0.025"
+
+
+@pytest.mark.parametrize("name", ["optimal", "invscaling"])
+def test_a_decaying_rate_falls_to_a_given_rate(name):
+    schedule = get_schedule(name)
+    params = dict(alpha=0.01, eta0=1.0, power_t=0.5, optimal_init=100.0)
+    t = schedule.falls_to(0.1, **params)
+    # optimal: 1 / (0.01 (100 + t - 1)) = 0.1 at t = 901; invscaling: 1 / sqrt(t) at 100
+    assert_allclose(t, 901.0 if name == "optimal" else 100.0, rtol=1e-14)
+    h = hyper(schedule=schedule.code, **params)
+    assert_allclose(K.learning_rate(h, t), 0.1, rtol=1e-14)
+
+
+def test_the_other_rates_never_fall():
+    params = dict(alpha=0.01, eta0=1.0, power_t=0.0, optimal_init=100.0)
+    assert get_schedule("invscaling").falls_to(0.1, **params) is None  # power_t = 0
+    for name in set(ALL_NAMES) - {"optimal", "invscaling"}:
+        assert not get_schedule(name).decays
+        assert get_schedule(name).falls_to(0.1, **params) is None
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+@pytest.mark.parametrize("loss", [Hinge(), SquaredError(), EpsilonInsensitive()],
+                         ids=["floor", "hard cap", "no curvature"])
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_which_schedules_measure_the_datas_smoothness(name, loss, batch_size):
+    """Where the caps can bind: a loss with a curvature bound, not under a
+    passive-aggressive schedule, and (but for 'auto', whose caps have no
+    per-sample floor) not per-sample steps of a loss whose caps keep one."""
+    expected = (bool(loss.curvature) and name not in ("pa1", "pa2")
+                and (name == "auto" or not (loss.per_sample_floor and batch_size == 1)))
+    assert get_schedule(name).measures_smoothness(loss, batch_size) == expected
+
+
+def test_where_auto_and_passive_aggressive_steps_differ():
+    auto = get_schedule("auto")
+    assert auto.reads_row_sq and not auto.uncapped_first
+    assert not auto.splittable and not auto.mixable and not auto.plain_pass
+    assert auto.parameters == ()
+    for name in ("pa1", "pa2"):
+        pa = get_schedule(name)
+        assert not pa.capped and not pa.plain_pass and pa.splittable and pa.mixable
+    for name in ("constant", "optimal", "invscaling", "adaptive"):
+        s = get_schedule(name)
+        assert s.capped and s.plain_pass and s.splittable and s.mixable and s.uncapped_first
+        assert not s.reads_row_sq
+
+
+def _check(name, alpha=1e-4, momentum=0.0, loss="hinge", kind="classifier",
+           multi_class="ovr"):
+    get_schedule(name).check(alpha=alpha, momentum=momentum, loss=loss, kind=kind,
+                             multi_class=multi_class)
+
+
+def test_each_schedule_checks_its_parameters():
+    for name in ALL_NAMES:
+        _check(name)  # the defaults suit every schedule
+    with pytest.raises(ValueError, match="alpha must be > 0 since learning_rate is 'optimal'"):
+        _check("optimal", alpha=0.0)
+    _check("constant", alpha=0.0)
+    with pytest.raises(ValueError, match="momentum=0.5 cannot be combined with "
+                                         "learning_rate='auto'"):
+        _check("auto", momentum=0.5)
+    _check("constant", momentum=0.5)
+    for name in ("pa1", "pa2"):
+        with pytest.raises(ValueError, match=f"'{name}' only works with loss 'hinge'"):
+            _check(name, loss="log_loss")
+        with pytest.raises(ValueError, match=f"'{name}' only works with loss "
+                                             "'epsilon_insensitive'"):
+            _check(name, loss="squared_error", kind="regressor")
+        _check(name, loss="epsilon_insensitive", kind="regressor")
+        with pytest.raises(ValueError, match="not for multi_class='multinomial'"):
+            _check(name, multi_class="multinomial")
+    _check("constant", loss="log_loss", multi_class="multinomial")
+
+
+def test_the_estimators_raise_the_schedules_errors():
+    X, y = np.ones((4, 2)), np.array([0.0, 1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="'pa1' only works with loss 'epsilon_insensitive'"):
+        MinibatchSGDRegressor(learning_rate="pa1").fit(X, y)
+    with pytest.raises(ValueError, match="cannot be combined with learning_rate='auto'"):
+        MinibatchSGDRegressor(learning_rate="auto", momentum=0.9).fit(X, y)
+
+
+# A sample of make_hyper's inputs: every schedule, loss kind and data kind.
+_CURVATURES = [None, 0.25, 2.0]
+_SMOOTHNESS = [(0.0, 0.0, 0.0, 0.0), (2.5, 7.0, 1.0, 3.0)]
+
+
+def _expected_caps(name, curvature, per_sample_floor, smoothness, row_sq):
+    """The caps' fields of the hyper-parameters, from the rules of
+    skgd.schedules: no cap for passive-aggressive steps; 'auto' without the
+    per-sample floor and, for a loss that has one, the weights' l_max at
+    most the mean |x|^2; without the floor, every cap from the joint bound."""
+    beta = 0.0 if name in ("pa1", "pa2") or curvature is None else curvature
+    lam_w, l_max_w, lam_b, l_max_b = smoothness
+    if name == "auto" and per_sample_floor and row_sq > 0.0:
+        l_max_w = min(l_max_w, row_sq)
+    if not per_sample_floor:
+        lam_w = lam_b = lam_w + lam_b
+        l_max_w = l_max_b = l_max_w + l_max_b
+    return dict(curv_full=beta * lam_w, curv_max=beta * l_max_w, curv_b_full=beta * lam_b,
+                curv_b_max=beta * l_max_b,
+                cap_floor=1.0 if per_sample_floor and name != "auto" else 0.0)
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_each_schedules_hyper_parameters(name):
+    for curvature, per_sample_floor, smoothness, row_sq, intercept_decay in itertools.product(
+            _CURVATURES, [False, True], _SMOOTHNESS, [0.0, 4.0, 11.0], [1.0, 0.01]):
+        _check_hyper(name, curvature, per_sample_floor, smoothness, row_sq, intercept_decay)
+
+
+def _check_hyper(name, curvature, per_sample_floor, smoothness, row_sq, intercept_decay):
+    from skgd._engine import make_hyper
+
+    alpha, eta0, power_t, t0 = 1e-4, 0.3, 0.25, 417.5
+    # by its name, its code or the object: the same array
+    arrays = [np.asarray(make_hyper(
+        schedule=schedule, alpha=alpha, eta0=eta0, power_t=power_t, optimal_init=t0,
+        penalty="elasticnet", l1_ratio=0.15, fit_intercept=True, batch_size=16,
+        average=False, dtype=np.float64, curvature=curvature,
+        per_sample_floor=per_sample_floor, smoothness=smoothness, weighted_objective=True,
+        intercept_decay=intercept_decay, row_sq=row_sq, online=True), dtype=np.float64)
+        for schedule in (name, SCHEDULES[name], get_schedule(name))]
+    assert arrays[0].tobytes() == arrays[1].tobytes() == arrays[2].tobytes()
+    got = dict(zip(K.HYPER_FIELDS, arrays[0].tolist(), strict=True))
+    expected = dict(
+        schedule=float(SCHEDULES[name]), alpha=alpha, eta0=eta0, power_t=power_t,
+        optimal_init=t0, l2=alpha * (1.0 - 0.15), fit_intercept=1.0, batch_size=16.0,
+        scale_min=1e-9, prefetch_weights=0.0, prefetch_rows=0.0, weighted_objective=1.0,
+        # 'auto''s own caps hold the intercept: its step is not damped on sparse data
+        intercept_decay=1.0 if name == "auto" else intercept_decay,
+        row_sq=row_sq + 1.0, online=1.0,
+        **_expected_caps(name, curvature, per_sample_floor, smoothness, row_sq))
+    assert got == expected
+
+
+@pytest.mark.parametrize("average, dtype, scale_min", [
+    (False, np.float64, 1e-9), (True, np.float64, 1e-6), (3, np.float32, 1e-3)])
+def test_averaging_sets_the_fold_threshold(average, dtype, scale_min):
+    from skgd._engine import make_hyper
+
+    h = make_hyper(schedule="constant", alpha=1e-4, eta0=0.1, power_t=0.5, optimal_init=0.0,
+                   penalty="l2", l1_ratio=0.0, fit_intercept=False, batch_size=1,
+                   average=average, dtype=dtype, curvature=None, per_sample_floor=False,
+                   smoothness=_SMOOTHNESS[0])
+    assert h.scale_min == scale_min
+
+
+def test_auto_reads_its_state_from_the_engines_clock():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    est = MinibatchSGDRegressor(learning_rate="auto", batch_size=8, max_iter=3, tol=None,
+                                random_state=0).fit(X, y)
+    auto = get_schedule("auto")
+    measured = auto.measured(est._state)
+    assert measured == (est._state.clock[K.GRAD_SQ], est._state.clock[K.REACH],
+                        est._state.clock[K.BOUND])
+    assert measured.grad_sq > 0.0 and measured.reach > 0.0
+    # with L2, sqrt(2 F(w0) / alpha) from the first batch (what a stream's reach starts at)
+    assert measured.bound > 0.0
