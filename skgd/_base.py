@@ -6,6 +6,7 @@ as scikit-learn publishes them are :mod:`skgd._published`'s.
 """
 
 import functools
+import operator
 import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -89,7 +90,7 @@ class BaseMinibatchSGD(PublishedWeights, BaseEstimator):
         memo = self.__dict__.get("_training")
         checked = None if memo is None else memo.checked
         if (checked is not None and checked[0] == for_partial_fit
-                and all(a is b for a, b in zip(checked[1], values, strict=True))):
+                and all(map(operator.is_, checked[1], values))):
             return  # every parameter is the object it was (set_params assigns anew)
         self._validate_params()
         if isinstance(self.batch_size, (bool, np.bool_)):
