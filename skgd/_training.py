@@ -194,7 +194,7 @@ class Trainer(PassConfig):
         sums = prepared.run()
         self.raise_loss_failure(prepared, plan)
         objectives = mean_objectives(sums, per_output)
-        check_finite(state, float(objectives.sum()), epoch, full=False,
+        check_finite(state, objective_total(objectives), epoch, full=False,
                      norm_before=norm_before)
         check_blowup(objectives, epoch, blowup)
         return objectives
@@ -397,7 +397,7 @@ class Trainer(PassConfig):
                 if attempt:
                     raise RetryCapped(exc) from None
                 raise
-        return [float(objectives.sum())], hyper
+        return [objective_total(objectives)], hyper
 
 
 def largest_weights(sample_weight, Y, out_weight):
@@ -408,6 +408,12 @@ def largest_weights(sample_weight, Y, out_weight):
         return sample_weight
     per_output = np.where(Y > 0, out_weight[:, 1], out_weight[:, 0])
     return sample_weight * per_output.max(axis=1)
+
+
+def objective_total(objectives):
+    """The sum of a pass's mean objectives, a float (the one objective of a
+    single problem as it is: a stream's calls skip NumPy's sum)."""
+    return float(objectives[0]) if objectives.shape[0] == 1 else float(objectives.sum())
 
 
 def mean_objectives(sums, per_output):

@@ -477,15 +477,21 @@ class Auto(Schedule):
 
 _BY_NAME = {s.name: s for s in (Constant(), Optimal(), InvScaling(), Adaptive(),
                                  PassiveAggressiveI(), PassiveAggressiveII(), Auto())}
-_BY_CODE = {s.code: s for s in _BY_NAME.values()}
+# every key a caller may hold: a name, a code, a code as a float (a
+# hyper-parameter array's slot); 2.0 and 2 hash alike, so one entry serves both
+_LOOKUP = {**_BY_NAME, **{s.code: s for s in _BY_NAME.values()}}
 
 
 def get_schedule(schedule):
     """The :class:`Schedule` of a ``learning_rate`` name, an integer code
     (as in ``SCHEDULES``, or a hyper-parameter array's float) or a
     Schedule (returned as it is)."""
+    try:  # one dict lookup: a stream's every call asks several times
+        return _LOOKUP[schedule]
+    except (KeyError, TypeError):
+        pass
     if isinstance(schedule, Schedule):
         return schedule
     if isinstance(schedule, str):
-        return _BY_NAME[schedule]
-    return _BY_CODE[int(schedule)]
+        raise KeyError(schedule)
+    return _LOOKUP[int(schedule)]
