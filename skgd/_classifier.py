@@ -67,13 +67,16 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
     n_jobs : int or None, default=None
         Threads over which a one-vs-rest pass (more than two classes) splits
         its classes, as scikit-learn's one-vs-rest jobs: each thread trains
-        its classes over the same rows. ``None`` means 1 unless in a
+        its classes over the same rows. A binary model instead computes
+        the scores and loss derivatives of a long batch's rows on
+        ``n_jobs`` threads (numba's), from about 128 dense rows of 100
+        features or 32 sparse rows of 40 non-zeros a batch, and steps by
+        them in order. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context; -1 means all cores. The
-        model is bit for bit the one of ``n_jobs=1``. Binary and multinomial
-        models, and passes with ``learning_rate='auto'`` or ``clip_norm``
-        (whose steps read every class at once), train on one thread; so do
-        passes too short to pay for a thread (user guide, "Using every
-        core").
+        model is bit for bit the one of ``n_jobs=1``. Multinomial models,
+        passes with ``learning_rate='auto'``, ``clip_norm``, momentum or
+        ``clip_value``, shorter batches, and passes too short to pay for a
+        thread train on one thread (user guide, "Using every core").
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
     learning_rate : {'optimal', 'constant', 'invscaling', 'adaptive', 'pa1', 'pa2', 'auto'}, \

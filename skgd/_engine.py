@@ -233,12 +233,16 @@ class Pass:
     (the code the whole pass runs) and writes its objective where no other
     thread writes (see :func:`padded_copy`).
 
+    ``threads``: how many threads the pass may use (``n_jobs``); the plain
+    pass computes a long batch's row scores on that many (see
+    :func:`batch_threads`), with the model of one thread.
+
     A pass is a context manager, as :class:`SplitPass` (which must let its
     threads go): ``with prepare_pass(...) as prepared``.
     """
 
     def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, journal=None, out_weight=None, verbose=False, part=False):
+                 shuffle, journal=None, out_weight=None, verbose=False, part=False, threads=1):
         _check_layout(state, X, Y, sample_weight, rows, rule, out_weight)
         self.state = state
         self.rows = rows
@@ -262,18 +266,23 @@ class Pass:
         if part:
             self.objective = padded_copy(self.objective)
         seed = state.shuffle_seed if shuffle else -1
+        self.threads = 1
         if not part and _plain(state, hyper, rule, loss_spec, journal):
             self.kernel = plain_pass
             if out_weight is None:
                 out_weight = np.ones((1, 2))
+            self.threads = batch_threads(X, rows, int(hyper[K.H_BATCH_SIZE]), threads)
+            row_out = None
+            if self.threads > 1:
+                row_out = np.empty((min(int(hyper[K.H_BATCH_SIZE]), rows.size), 3))
             self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
                          loss_spec, loss_params,
                          np.inf if rule.average is None else rule.average,
                          0.0 if rule.l1 is None else rule.l1, cap, self.report, per_sample,
-                         out_weight, self.objective]
+                         out_weight, self.objective, row_out]
             self.key = ("plain",) + _type_key(data + (Y, sample_weight, self.order), state.coef,
                                               loss_spec, loss_params, None, None) + (
-                per_sample is None,)
+                per_sample is None, row_out is None)
         else:
             self.kernel = K.sgd_pass
             self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
@@ -294,7 +303,11 @@ class Pass:
         ``objective`` of ``sgd_pass``)."""
         if self.shuffle:  # each pass shuffles the rows afresh, from (seed, pass)
             self.order[:] = self.rows
-        _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
+        if self.threads > 1:
+            with _numba_threads(self.threads):
+                _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
+        else:
+            _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
         self.state.version += 1
         return self.objective[:2].copy()
 
@@ -323,6 +336,71 @@ class Pass:
 # a pass (measured on a busy 2-core machine), creating the threads once per
 # fit about as much again.
 MIN_PART_WORK = 1 << 20
+
+
+# A batch's row scores are computed on several threads (numba's parallel
+# loop, launched once per batch) only from this much work per batch: rows
+# times the values a row reads (its non-zeros, or the columns of dense
+# rows). The launch and join cost about 10 us a batch; below this the split
+# does not win that back. Measured (benchmarks/batch_threads.py and
+# run.py's "batch_threads" row, logistic loss, 2 threads, n_jobs=2 / n_jobs=1
+# epoch time): FILLED IN BELOW.
+MIN_BATCH_WORK_DENSE = 8192
+MIN_BATCH_WORK_SPARSE = 1280
+
+
+def batch_threads(X, rows, batch_size, n_threads):
+    """How many threads compute a batch's row scores: ``n_threads`` (at most
+    numba's ``NUMBA_NUM_THREADS``) when a batch of ``batch_size`` rows of
+    ``X[rows]`` has work enough (``MIN_BATCH_WORK_*``) and numba's
+    threading layer is safe to enter from several Python threads at once;
+    else 1 (the sequential pass, compiled and run as without ``n_jobs``)."""
+    if n_threads < 2 or batch_size < 2:
+        return 1
+    if sp.issparse(X):
+        per_row, least = X.nnz / max(X.shape[0], 1), MIN_BATCH_WORK_SPARSE
+    else:
+        per_row, least = X.shape[1], MIN_BATCH_WORK_DENSE
+    if min(batch_size, rows.size) * per_row < least or not _thread_safe_layer():
+        return 1
+    return min(n_threads, numba.config.NUMBA_NUM_THREADS)
+
+
+_SAFE_LAYERS = ("omp", "tbb")
+_layer = []
+
+
+def _thread_safe_layer():
+    """Whether numba's threading layer may run parallel code called from
+    several Python threads at once: OpenMP or TBB. Its 'workqueue' layer
+    (numba's fallback when neither is installed) aborts the process then
+    (a fit per thread, as GridSearchCV's threading backend runs them): with
+    it, every pass stays on one thread. Asked once per process, which
+    starts numba's threads (only for a fit with ``n_jobs`` and long
+    batches)."""
+    if not _layer:
+        try:
+            numba.get_num_threads()  # starts the threading layer numba chooses
+            _layer.append(numba.threading_layer() in _SAFE_LAYERS)
+        except Exception:  # noqa: BLE001 - no layer at all: stay on one thread
+            _layer.append(False)
+    return _layer[0]
+
+
+class _numba_threads:
+    """Within the block, numba's parallel code called from this thread uses
+    ``n`` threads (``numba.set_num_threads`` is per thread); after it, what
+    it used before."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.before = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+
+    def __exit__(self, *exc_info):
+        numba.set_num_threads(self.before)
 
 
 def most_parts(X, rows, n_outputs):
@@ -363,14 +441,16 @@ def output_parts(n_outputs, n_parts):
 
 
 def prepare_pass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, *, parts=None, journals=None, out_weight=None, verbose=False):
+                 shuffle, *, parts=None, journals=None, out_weight=None, verbose=False,
+                 threads=1):
     """A :class:`Pass`, or with ``parts`` (slices of the outputs) a
     :class:`SplitPass` that runs each part on its own thread; ``journals``:
-    the undo journals of the parts (see :class:`Undo`), or None."""
+    the undo journals of the parts (see :class:`Undo`), or None;
+    ``threads``: ``n_jobs`` (see :func:`batch_threads`)."""
     if parts is None:
         return Pass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
                     shuffle, journal=journals and journals[0], out_weight=out_weight,
-                    verbose=verbose)
+                    verbose=verbose, threads=threads)
     return SplitPass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
                      shuffle, parts, journals=journals, out_weight=out_weight, verbose=verbose)
 

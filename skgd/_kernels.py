@@ -103,6 +103,7 @@ from ._loss_kernels import (  # noqa: F401 - named here too
     output_penalty,
     output_stopped,
     output_weight,
+    report_loss,
     scalar_loss,
 )
 from ._rows import (  # noqa: F401 - named here too

@@ -198,6 +198,25 @@ def _scalar_loss(loss, params, p, y, report, k, i):
     return impl
 
 
+def report_loss(loss, report, value, deriv, p, y, k, i):
+    """What :func:`scalar_loss` reports of a value and derivative computed
+    with a report that records nothing (the row scores of a batch split
+    across threads, see ``skgd._plain_pass``): a user's loss's first
+    non-finite value, called row by row in the batch's order so that the
+    first is the one a sequential pass records; nothing for a built-in loss."""
+
+
+@overload(report_loss, jit_options=_JIT)
+def _report_loss(loss, report, value, deriv, p, y, k, i):
+    if isinstance(loss, BuiltinLossType):
+        return lambda loss, report, value, deriv, p, y, k, i: None
+
+    def impl(loss, report, value, deriv, p, y, k, i):
+        _report(report, value, deriv, p, y, k, i)
+
+    return impl
+
+
 def output_weight(out_weight, Y, i, k):
     """Weight of output ``k``'s derivative on row ``i``: ``out_weight[k, 1]``
     for a positive target, ``out_weight[k, 0]`` otherwise (the class weights
