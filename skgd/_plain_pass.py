@@ -60,8 +60,15 @@ def tally_row(Y, sample_weight, i, value, d, weight_pos, weight_neg, weighted, d
 # report that records nothing (``report[0] != 0``): which of the rows failed
 # first is told afterwards, in order (``K.report_loss``).
 @numba.njit(parallel=True, **_JIT)
-def row_losses_threaded(X, Y, order, start, m, coef, scale, b, loss, loss_params, silent, out):
+def row_losses_threaded(X, Y, order, start, m, coef, scale, b, loss, loss_params, silent, out,
+                        prefetch_x, prefetch_w):
     for r in numba.prange(m):
+        # each thread fetches ahead in its own share of the batch (a range
+        # of consecutive rows), as the sequential loop does
+        if prefetch_x and r + K.LOOKAHEAD < m:
+            K.prefetch_row(X, order[start + r + K.LOOKAHEAD])
+        if prefetch_w and r + K.WEIGHTS_AHEAD < m:
+            K.prefetch_weights(X, order[start + r + K.WEIGHTS_AHEAD], coef)
         p, value, d = row_loss(X, Y, order[start + r], coef, scale, b, loss, loss_params,
                                silent)
         out[r, 0] = p
@@ -159,7 +166,7 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
                                                  batch_counted)
         else:
             row_losses_threaded(X, Y, order, start, m, coef, scale, b, loss, loss_params,
-                                silent, row_out)
+                                silent, row_out, prefetch_x, prefetch_w)
             for r in range(m):
                 i = order[start + r]
                 p, value, d = row_out[r, 0], row_out[r, 1], row_out[r, 2]
