@@ -365,13 +365,12 @@ def batch_threads(repeats):
               + f"; crossover bs={pays[0] if pays else 'none'}; models "
               + ("identical" if same else "DIFFER"), flush=True)
         _, t2, t1, same = _thread_ratio(X, y, dict(common, batch_size=256), repeats)
-        # (the CSR rows are too short to split, see skgd._engine: n_jobs=2 must cost nothing)
         record(f"binary {kind} bs=256, per epoch", f"n_jobs=2 ({'same' if same else 'OTHER'} "
                f"model; crossover bs={pays[0] if pays else 'none'})", "n_jobs=1", t2, t1,
-               target=0.9 if kind.startswith("dense") else 1.05)
+               target=0.9)
 
 
-_LIMITS = ("MIN_BATCH_WORK_DENSE", "MIN_BATCH_WORK_SPARSE", "MIN_ROW_NNZ_SPARSE")
+_LIMITS = ("MIN_BATCH_WORK_DENSE", "MIN_BATCH_WORK_SPARSE")
 
 
 def _thread_ratio(X, y, params, repeats):

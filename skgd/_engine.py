@@ -339,40 +339,35 @@ MIN_PART_WORK = 1 << 20
 
 
 # A batch's row scores are computed on several threads (numba's parallel
-# loop, launched once per batch) only where that was measured to pay
-# (benchmarks/run.py --only batch_threads: logistic loss, 2 threads, epoch
-# time of n_jobs=2 / n_jobs=1 with the split forced on, two runs on a shared
-# 2-core machine; the same model in every run):
+# loop, launched once per batch) only from this much work a batch: its rows
+# times the values a row reads (its non-zeros, or the columns of dense rows).
+# Measured with benchmarks/run.py --only batch_threads (logistic loss, 2
+# threads, epoch time of n_jobs=2 / n_jobs=1 with the split forced on, on a
+# shared 2-core machine, where single runs swing by +-0.15; the same model
+# in every run):
 #
-# - dense 200k x 100: bs=32 1.41-1.43, 64 1.01-1.34, 128 0.87-1.01,
-#   256 0.78-0.94, 512 0.79-0.88, 2048 0.74-0.85. The launch and join cost
-#   about 10 us a batch; from about 16k values read a batch (160 rows of
-#   100) the half of the scores the other thread computes wins it back.
-# - CSR (run.py's text_like rows, Zipf columns): 23 non-zeros a row (the
-#   benchmark's "40", duplicates summed) 1.02-1.19 at every batch size
-#   from 64 to 2048; 110 a row (50k rows) 1.18-1.49 at 128-2048; 279 a row
-#   0.77 at bs=128 and 0.74 at 512 (1.11 at 32). A short sparse row costs
-#   its bookkeeping more than its dot product, and the weights it reads
-#   were just written by the update on the caller's core (a cache-line
-#   transfer each, on the other thread): only wide rows pay.
+# - dense 200k x 100: bs=32 1.41-1.51, 64 1.01-1.53, 128 0.82-1.01 (one
+#   run 1.29), 256 0.74-0.94, 512 0.79-0.88, 1024-2048 0.68-0.92. The launch
+#   and join cost about 10 us a batch, won back from about 16k values.
+# - CSR 200k x 2^18, Zipf columns (run.py's text_like), 23 non-zeros a row
+#   (its "40", duplicates summed): bs=32 1.31, 64 1.14-1.15, 128 0.84-0.87,
+#   256 0.82-0.88, 512-2048 0.76-0.82; 110 a row: bs=128 0.81, 512 0.74. A
+#   sparse value costs more than a dense one (a cache miss on its weight),
+#   and the split pays from fewer of them: about 3k.
 MIN_BATCH_WORK_DENSE = 1 << 14
-MIN_BATCH_WORK_SPARSE = 1 << 15
-MIN_ROW_NNZ_SPARSE = 256
+MIN_BATCH_WORK_SPARSE = 1 << 12
 
 
 def batch_threads(X, rows, batch_size, n_threads):
     """How many threads compute a batch's row scores: ``n_threads`` (at most
     numba's ``NUMBA_NUM_THREADS``) when a batch of ``batch_size`` rows of
-    ``X[rows]`` has work enough (``MIN_BATCH_WORK_*``; sparse rows of
-    ``MIN_ROW_NNZ_SPARSE`` non-zeros at least) and numba's
+    ``X[rows]`` has work enough (``MIN_BATCH_WORK_*``) and numba's
     threading layer is safe to enter from several Python threads at once;
     else 1 (the sequential pass, compiled and run as without ``n_jobs``)."""
     if n_threads < 2 or batch_size < 2:
         return 1
     if sp.issparse(X):
         per_row, least = X.nnz / max(X.shape[0], 1), MIN_BATCH_WORK_SPARSE
-        if per_row < MIN_ROW_NNZ_SPARSE:
-            return 1
     else:
         per_row, least = X.shape[1], MIN_BATCH_WORK_DENSE
     if min(batch_size, rows.size) * per_row < least or not _thread_safe_layer():

@@ -3,8 +3,8 @@ computed on numba's threads, and the model is the one of ``n_jobs=1``, bit
 for bit (issue 26, item 2).
 
 The data sets here are small, so the work below which a batch stays on one
-thread (``skgd._engine.MIN_BATCH_WORK_*``, ``MIN_ROW_NNZ_SPARSE``) is
-lowered to split every batch of two rows or more; a spy counts the passes that did, so that no test
+thread (``skgd._engine.MIN_BATCH_WORK_*``) is lowered to split every batch
+of two rows or more; a spy counts the passes that did, so that no test
 passes by running on one thread. No test looks at the clock.
 """
 
@@ -33,7 +33,6 @@ def threaded_runs(monkeypatch):
     each pass prepared uses."""
     monkeypatch.setattr(_engine, "MIN_BATCH_WORK_DENSE", 1)
     monkeypatch.setattr(_engine, "MIN_BATCH_WORK_SPARSE", 1)
-    monkeypatch.setattr(_engine, "MIN_ROW_NNZ_SPARSE", 1)
     runs = []
     batch_threads = _engine.batch_threads
 
@@ -95,17 +94,15 @@ def test_partial_fit_stream_does_not_depend_on_n_jobs(binary, threaded_runs):
 
 
 def test_short_batches_and_unsafe_threading_layers_stay_sequential(binary, monkeypatch):
-    """Below the work of MIN_BATCH_WORK_*, on sparse rows shorter than
-    MIN_ROW_NNZ_SPARSE, or when numba's threading layer is 'workqueue'
-    (which aborts the process when two Python threads enter it at once), a
-    pass runs the sequential code."""
+    """Below the work of MIN_BATCH_WORK_*, or when numba's threading layer
+    is 'workqueue' (which aborts the process when two Python threads enter
+    it at once), a pass runs the sequential code."""
     X, _ = binary
     Xs = sp.csr_matrix(X)
     rows = np.arange(X.shape[0])
     d, nnz = X.shape[1], Xs.nnz / X.shape[0]
     monkeypatch.setattr(_engine, "MIN_BATCH_WORK_DENSE", 64 * d)
     monkeypatch.setattr(_engine, "MIN_BATCH_WORK_SPARSE", 64 * nnz)
-    monkeypatch.setattr(_engine, "MIN_ROW_NNZ_SPARSE", nnz)
     assert _engine.batch_threads(X, rows, 63, 2) == 1
     assert _engine.batch_threads(X, rows, 64, 1) == 1
     assert _engine.batch_threads(Xs, rows, 63, 2) == 1
@@ -113,8 +110,6 @@ def test_short_batches_and_unsafe_threading_layers_stay_sequential(binary, monke
         assert _engine.batch_threads(X, rows, 64, 2) == 2
         assert _engine.batch_threads(Xs, rows, 64, 2) == 2
         assert _engine.batch_threads(X, rows[:10], 64, 2) == 1  # batches of 10 rows at most
-    monkeypatch.setattr(_engine, "MIN_ROW_NNZ_SPARSE", nnz + 1)
-    assert _engine.batch_threads(Xs, rows, 64, 2) == 1
     monkeypatch.setattr(_engine, "_layer", [False])
     assert _engine.batch_threads(X, rows, 64, 2) == 1
 
