@@ -266,15 +266,21 @@ class Pass:
         if part:
             self.objective = padded_copy(self.objective)
         seed = state.shuffle_seed if shuffle else -1
+        # (a part of a split pass is on a thread already; an undo journal, 'auto'
+        # and passive-aggressive steps read a batch's rows in the per-row loop)
         self.threads = 1
+        if not (part or journal is not None
+                or not get_schedule(hyper[K.H_SCHEDULE]).plain_pass):
+            self.threads = batch_threads(X, rows, int(hyper[K.H_BATCH_SIZE]), threads,
+                                         state.n_outputs)
+        rows_per_batch = min(int(hyper[K.H_BATCH_SIZE]), rows.size)
         if not part and _plain(state, hyper, rule, loss_spec, journal):
             self.kernel = plain_pass
             if out_weight is None:
                 out_weight = np.ones((1, 2))
-            self.threads = batch_threads(X, rows, int(hyper[K.H_BATCH_SIZE]), threads)
             row_out = None
             if self.threads > 1:
-                row_out = np.empty((min(int(hyper[K.H_BATCH_SIZE]), rows.size), 3))
+                row_out = np.empty((rows_per_batch, 3))
             self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
                          loss_spec, loss_params,
                          np.inf if rule.average is None else rule.average,
@@ -285,12 +291,16 @@ class Pass:
                 per_sample is None, row_out is None)
         else:
             self.kernel = K.sgd_pass
+            row_bufs = None
+            if self.threads > 1:  # each row's scores, derivatives and values
+                row_bufs = tuple(np.empty((rows_per_batch, state.n_outputs)) for _ in range(3))
             self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
                          loss_spec, loss_params, rule, journal, cap, self.report, per_sample,
-                         out_weight, self.objective]
+                         out_weight, self.objective, row_bufs]
             self.key = _type_key(data + (Y, sample_weight, self.order), state.coef, loss_spec,
                                  loss_params, rule, journal) + (per_sample is None,
-                                                                out_weight is None)
+                                                                out_weight is None,
+                                                                row_bufs is None)
 
     def set_eta0(self, eta0):
         """Lower the base rate (the 'adaptive' schedule)."""
@@ -358,19 +368,20 @@ MIN_BATCH_WORK_DENSE = 1 << 14
 MIN_BATCH_WORK_SPARSE = 1 << 12
 
 
-def batch_threads(X, rows, batch_size, n_threads):
+def batch_threads(X, rows, batch_size, n_threads, n_outputs=1):
     """How many threads compute a batch's row scores: ``n_threads`` (at most
     numba's ``NUMBA_NUM_THREADS``) when a batch of ``batch_size`` rows of
-    ``X[rows]`` has work enough (``MIN_BATCH_WORK_*``) and numba's
-    threading layer is safe to enter from several Python threads at once;
-    else 1 (the sequential pass, compiled and run as without ``n_jobs``)."""
+    ``X[rows]`` has work enough for ``n_outputs`` scores a row
+    (``MIN_BATCH_WORK_*``) and numba's threading layer is safe to enter
+    from several Python threads at once; else 1 (the sequential pass,
+    compiled and run as without ``n_jobs``)."""
     if n_threads < 2 or batch_size < 2:
         return 1
     if sp.issparse(X):
         per_row, least = X.nnz / max(X.shape[0], 1), MIN_BATCH_WORK_SPARSE
     else:
         per_row, least = X.shape[1], MIN_BATCH_WORK_DENSE
-    if min(batch_size, rows.size) * per_row < least or not _thread_safe_layer():
+    if min(batch_size, rows.size) * per_row * n_outputs < least or not _thread_safe_layer():
         return 1
     return min(n_threads, numba.config.NUMBA_NUM_THREADS)
 
