@@ -50,8 +50,10 @@ epochs.
 
 The extras (``dense``, ``real``, ``float32``, ``coldstart``, ``memory``,
 ``dask``: ``skgd.dask.DataParallel`` on 1 and 2 workers, with the extra
-``skgd[dask]``, and ``threads``: a one-vs-rest fit with ``n_jobs=2`` against
-``n_jobs=1``, issue 26) run only when named or with ``--only all``.
+``skgd[dask]``, ``threads``: a one-vs-rest fit with ``n_jobs=2`` against
+``n_jobs=1``, issue 26, and ``batch_threads``: binary fits whose batches' row
+scores run on two threads, with the crossover batch size, issue 26) run only
+when named or with ``--only all``.
 """
 
 import argparse
@@ -326,6 +328,65 @@ def ovr_threads(repeats):
     t_both = median_time(both, repeats)
     record("one-vs-rest 10-class 100k x 100 bs=1", "2 fits at once, 2 threads", "1 fit", t_both,
            t1)
+
+
+BATCH_SWEEP = (32, 64, 128, 256, 512, 2048)
+BATCH_EPOCHS = (1, 4)  # the marginal epoch here: (t(4 epochs) - t(1 epoch)) / 3
+
+
+def batch_threads(repeats):
+    """Issue 26, item 2: a binary fit whose batches' row scores run on two
+    threads (``n_jobs=2``) against ``n_jobs=1``, per epoch, at batch 256 on
+    dense 200k x 100 and CSR 200k x 2^18 (40 non-zeros a row, Zipf
+    columns); the models must be identical. Before the rows, a sweep over
+    batch sizes with the split forced on (``skgd._engine``'s limits 0) prints
+    the ratio per batch size and the crossover, the smallest batch from
+    which the ratio stays below 0.95 (what ``skgd._engine``'s limits are set
+    from)."""
+    from skgd import _engine
+
+    Xs, ys = text_like(nnz=40)
+    for kind, (X, y) in (("dense 200k x 100", dense_binary_data()),
+                         ("CSR 200k x 2^18, 40 nnz", (Xs, ys))):
+        common = dict(loss="log_loss", alpha=1e-5, tol=None, random_state=0)
+        limits = {name: getattr(_engine, name) for name in _LIMITS}
+        for name in _LIMITS:
+            setattr(_engine, name, 0)
+        try:
+            ratios = {m: _thread_ratio(X, y, dict(common, batch_size=m), max(1, repeats // 2))
+                      for m in BATCH_SWEEP}
+        finally:
+            for name, value in limits.items():
+                setattr(_engine, name, value)
+        pays = [m for m in BATCH_SWEEP if all(ratios[k][0] < 0.95 for k in BATCH_SWEEP if k >= m)]
+        same = all(r[3] for r in ratios.values())
+        print(f"{kind}: n_jobs=2 / n_jobs=1 per epoch, split forced on: "
+              + ", ".join(f"bs={m} {r:.2f}" for m, (r, _, _, _) in ratios.items())
+              + f"; crossover bs={pays[0] if pays else 'none'}; models "
+              + ("identical" if same else "DIFFER"), flush=True)
+        _, t2, t1, same = _thread_ratio(X, y, dict(common, batch_size=256), repeats)
+        record(f"binary {kind} bs=256, per epoch", f"n_jobs=2 ({'same' if same else 'OTHER'} "
+               f"model; crossover bs={pays[0] if pays else 'none'})", "n_jobs=1", t2, t1,
+               target=0.9)
+
+
+_LIMITS = ("MIN_BATCH_WORK_DENSE", "MIN_BATCH_WORK_SPARSE")
+
+
+def _thread_ratio(X, y, params, repeats):
+    """(ratio, t2, t1, same model) of the marginal epoch of ``n_jobs=2`` and
+    ``n_jobs=1`` fits with ``params``."""
+    one, two = (MinibatchSGDClassifier(n_jobs=n_jobs, **params) for n_jobs in (1, 2))
+    for est in (one, two):
+        est.set_params(max_iter=1).fit(head(X, 2000), y[:2000])  # compile outside the clock
+    fns = [lambda est=est, n=n: est.set_params(max_iter=n).fit(X, y)
+           for est in (one, two) for n in BATCH_EPOCHS]
+    t1_lo, t1_hi, t2_lo, t2_hi = median_times(fns, repeats, warmup=0)
+    per_epoch = BATCH_EPOCHS[1] - BATCH_EPOCHS[0]
+    t1, t2 = (t1_hi - t1_lo) / per_epoch, (t2_hi - t2_lo) / per_epoch
+    same = all(np.array_equal(getattr(one, name), getattr(two, name))
+               for name in ("coef_", "intercept_", "n_iter_", "t_", "loss_curve_"))
+    return t2 / t1, t2, t1, same
 
 
 def against_sgdclassifier(workload, X, y, common, batch_size, target, repeats):
@@ -1001,6 +1062,7 @@ WORKLOADS.update({  # extras, run only when named (or with --only all)
     "memory": peak_memory,
     "dask": dask_data_parallel,
     "threads": ovr_threads,
+    "batch_threads": batch_threads,
 })
 
 

@@ -233,12 +233,16 @@ class Pass:
     (the code the whole pass runs) and writes its objective where no other
     thread writes (see :func:`padded_copy`).
 
+    ``threads``: how many threads the pass may use (``n_jobs``); the plain
+    pass computes a long batch's row scores on that many (see
+    :func:`batch_threads`), with the model of one thread.
+
     A pass is a context manager, as :class:`SplitPass` (which must let its
     threads go): ``with prepare_pass(...) as prepared``.
     """
 
     def __init__(self, state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, journal=None, out_weight=None, verbose=False, part=False):
+                 shuffle, journal=None, out_weight=None, verbose=False, part=False, threads=1):
         _check_layout(state, X, Y, sample_weight, rows, rule, out_weight)
         self.state = state
         self.rows = rows
@@ -262,26 +266,41 @@ class Pass:
         if part:
             self.objective = padded_copy(self.objective)
         seed = state.shuffle_seed if shuffle else -1
+        # (a part of a split pass is on a thread already; an undo journal, 'auto'
+        # and passive-aggressive steps read a batch's rows in the per-row loop)
+        self.threads = 1
+        if not (part or journal is not None
+                or not get_schedule(hyper[K.H_SCHEDULE]).plain_pass):
+            self.threads = batch_threads(X, rows, int(hyper[K.H_BATCH_SIZE]), threads,
+                                         state.n_outputs)
+        rows_per_batch = min(int(hyper[K.H_BATCH_SIZE]), rows.size)
         if not part and _plain(state, hyper, rule, loss_spec, journal):
             self.kernel = plain_pass
             if out_weight is None:
                 out_weight = np.ones((1, 2))
+            row_out = None
+            if self.threads > 1:
+                row_out = np.empty((rows_per_batch, 3))
             self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
                          loss_spec, loss_params,
                          np.inf if rule.average is None else rule.average,
                          0.0 if rule.l1 is None else rule.l1, cap, self.report, per_sample,
-                         out_weight, self.objective]
+                         out_weight, self.objective, row_out]
             self.key = ("plain",) + _type_key(data + (Y, sample_weight, self.order), state.coef,
                                               loss_spec, loss_params, None, None) + (
-                per_sample is None,)
+                per_sample is None, row_out is None)
         else:
             self.kernel = K.sgd_pass
+            row_bufs = None
+            if self.threads > 1:  # each row's scores, derivatives and values
+                row_bufs = tuple(np.empty((rows_per_batch, state.n_outputs)) for _ in range(3))
             self.args = [data, Y, sample_weight, self.order, seed, state.arrays(), hyper,
                          loss_spec, loss_params, rule, journal, cap, self.report, per_sample,
-                         out_weight, self.objective]
+                         out_weight, self.objective, row_bufs]
             self.key = _type_key(data + (Y, sample_weight, self.order), state.coef, loss_spec,
                                  loss_params, rule, journal) + (per_sample is None,
-                                                                out_weight is None)
+                                                                out_weight is None,
+                                                                row_bufs is None)
 
     def set_eta0(self, eta0):
         """Lower the base rate (the 'adaptive' schedule)."""
@@ -294,7 +313,11 @@ class Pass:
         ``objective`` of ``sgd_pass``)."""
         if self.shuffle:  # each pass shuffles the rows afresh, from (seed, pass)
             self.order[:] = self.rows
-        _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
+        if self.threads > 1:
+            with _numba_threads(self.threads):
+                _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
+        else:
+            _call_kernel(self.kernel, tuple(self.args), self.key, self.verbose)
         self.state.version += 1
         return self.objective[:2].copy()
 
@@ -323,6 +346,81 @@ class Pass:
 # a pass (measured on a busy 2-core machine), creating the threads once per
 # fit about as much again.
 MIN_PART_WORK = 1 << 20
+
+
+# A batch's row scores are computed on several threads (numba's parallel
+# loop, launched once per batch) only from this much work a batch: its rows
+# times the values a row reads (its non-zeros, or the columns of dense rows).
+# Measured with benchmarks/run.py --only batch_threads (logistic loss, 2
+# threads, epoch time of n_jobs=2 / n_jobs=1 with the split forced on, on a
+# shared 2-core machine, where single runs swing by +-0.15; the same model
+# in every run):
+#
+# - dense 200k x 100: bs=32 1.41-1.51, 64 1.01-1.53, 128 0.82-1.01 (one
+#   run 1.29), 256 0.74-0.94, 512 0.79-0.88, 1024-2048 0.68-0.92. The launch
+#   and join cost about 10 us a batch, won back from about 16k values.
+# - CSR 200k x 2^18, Zipf columns (run.py's text_like), 23 non-zeros a row
+#   (its "40", duplicates summed): bs=32 1.31, 64 1.14-1.15, 128 0.84-0.87,
+#   256 0.82-0.88, 512-2048 0.76-0.82; 110 a row: bs=128 0.81, 512 0.74. A
+#   sparse value costs more than a dense one (a cache miss on its weight),
+#   and the split pays from fewer of them: about 3k.
+MIN_BATCH_WORK_DENSE = 1 << 14
+MIN_BATCH_WORK_SPARSE = 1 << 12
+
+
+def batch_threads(X, rows, batch_size, n_threads, n_outputs=1):
+    """How many threads compute a batch's row scores: ``n_threads`` (at most
+    numba's ``NUMBA_NUM_THREADS``) when a batch of ``batch_size`` rows of
+    ``X[rows]`` has work enough for ``n_outputs`` scores a row
+    (``MIN_BATCH_WORK_*``) and numba's threading layer is safe to enter
+    from several Python threads at once; else 1 (the sequential pass,
+    compiled and run as without ``n_jobs``)."""
+    if n_threads < 2 or batch_size < 2:
+        return 1
+    if sp.issparse(X):
+        per_row, least = X.nnz / max(X.shape[0], 1), MIN_BATCH_WORK_SPARSE
+    else:
+        per_row, least = X.shape[1], MIN_BATCH_WORK_DENSE
+    if min(batch_size, rows.size) * per_row * n_outputs < least or not _thread_safe_layer():
+        return 1
+    return min(n_threads, numba.config.NUMBA_NUM_THREADS)
+
+
+_SAFE_LAYERS = ("omp", "tbb")
+_layer = []
+
+
+def _thread_safe_layer():
+    """Whether numba's threading layer may run parallel code called from
+    several Python threads at once: OpenMP or TBB. Its 'workqueue' layer
+    (numba's fallback when neither is installed) aborts the process then
+    (a fit per thread, as GridSearchCV's threading backend runs them): with
+    it, every pass stays on one thread. Asked once per process, which
+    starts numba's threads (only for a fit with ``n_jobs`` and long
+    batches)."""
+    if not _layer:
+        try:
+            numba.get_num_threads()  # starts the threading layer numba chooses
+            _layer.append(numba.threading_layer() in _SAFE_LAYERS)
+        except Exception:  # noqa: BLE001 - no layer at all: stay on one thread
+            _layer.append(False)
+    return _layer[0]
+
+
+class _numba_threads:
+    """Within the block, numba's parallel code called from this thread uses
+    ``n`` threads (``numba.set_num_threads`` is per thread); after it, what
+    it used before."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.before = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+
+    def __exit__(self, *exc_info):
+        numba.set_num_threads(self.before)
 
 
 def most_parts(X, rows, n_outputs):
@@ -363,14 +461,16 @@ def output_parts(n_outputs, n_parts):
 
 
 def prepare_pass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
-                 shuffle, *, parts=None, journals=None, out_weight=None, verbose=False):
+                 shuffle, *, parts=None, journals=None, out_weight=None, verbose=False,
+                 threads=1):
     """A :class:`Pass`, or with ``parts`` (slices of the outputs) a
     :class:`SplitPass` that runs each part on its own thread; ``journals``:
-    the undo journals of the parts (see :class:`Undo`), or None."""
+    the undo journals of the parts (see :class:`Undo`), or None;
+    ``threads``: ``n_jobs`` (see :func:`batch_threads`)."""
     if parts is None:
         return Pass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
                     shuffle, journal=journals and journals[0], out_weight=out_weight,
-                    verbose=verbose)
+                    verbose=verbose, threads=threads)
     return SplitPass(state, X, Y, sample_weight, rows, hyper, rule, loss_spec, loss_params,
                      shuffle, parts, journals=journals, out_weight=out_weight, verbose=verbose)
 

@@ -27,3 +27,10 @@ _INLINE = dict(_JIT, forceinline=True)
 # whichever pass needs it first: every helper that both an inlined and a
 # called step use states it, so the code built never depends on that order.
 _CALL = dict(_JIT, forceinline=False)
+
+# A step that adds to a running sum in a loop whose iterations LLVM could
+# vectorise (no call or inner loop left in its body) keeps the sum in order
+# without ``reassoc`` (which would let it sum in vector lanes): the same
+# rounding as the loop that computes its terms in line (``contract`` still
+# fuses ``s + a * b`` into one multiply-add in both).
+_ORDERED = dict(_INLINE, fastmath={"contract"})

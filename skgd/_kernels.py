@@ -103,6 +103,8 @@ from ._loss_kernels import (  # noqa: F401 - named here too
     output_penalty,
     output_stopped,
     output_weight,
+    report_loss,
+    report_losses,
     scalar_loss,
 )
 from ._rows import (  # noqa: F401 - named here too
@@ -246,9 +248,44 @@ def _rule_flags(rule):
 # ------------------------------------------------------------------- the pass
 
 
+@numba.njit(**_INLINE)
+def row_losses(X, Y, i, coef, intercept, scale, out_weight, loss, loss_params, scores,
+               row_derivs, values, report):
+    """Row ``i``'s scores (0 for a stopped output), and the loss's
+    derivatives and values there (see :func:`loss_derivatives`)."""
+    for k in range(coef.shape[0]):
+        if output_stopped(out_weight, Y, k):
+            scores[k] = 0.0  # (its derivative's weight is 0)
+        else:
+            scores[k] = scale * row_dot(X, i, coef, k) + intercept[k]
+    loss_derivatives(loss, loss_params, scores, Y, i, row_derivs, values, report)
+
+
+# The rows of a batch are independent until they are tallied: with
+# ``n_jobs`` (see skgd._engine.batch_threads) a long batch computes each
+# row's numbers by the same ``row_losses`` on numba's threads, and the pass
+# tallies and steps by them in the batch's order, as without threads: the
+# same model, bit for bit. ``silent`` is a report that records nothing
+# (``report[0] != 0``); which row failed first is told in order afterwards
+# (:func:`report_losses`).
+@numba.njit(parallel=True, **_JIT)
+def rows_losses_threaded(X, Y, order, start, m, coef, intercept, scale, out_weight, loss,
+                         loss_params, silent, row_bufs, prefetch_x, prefetch_w):
+    scores, derivs, values = row_bufs
+    for r in numba.prange(m):
+        # each thread fetches ahead in its own share of the batch (a range
+        # of consecutive rows), as the sequential loop does
+        if prefetch_x and r + LOOKAHEAD < m:
+            prefetch_row(X, order[start + r + LOOKAHEAD])
+        if prefetch_w and r + WEIGHTS_AHEAD < m:
+            prefetch_weights(X, order[start + r + WEIGHTS_AHEAD], coef)
+        row_losses(X, Y, order[start + r], coef, intercept, scale, out_weight, loss,
+                   loss_params, scores[r], derivs[r], values[r], silent)
+
+
 @numba.njit(**_JIT)
 def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_params, rule,
-             journal, batch_cap, report, per_sample, out_weight, objective):
+             journal, batch_cap, report, per_sample, out_weight, objective, row_bufs):
     """Run one pass of minibatch SGD over the rows ``order`` (in that order).
 
     Parameters
@@ -288,6 +325,13 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     out_weight : ndarray of shape (n_outputs, 2) or None
         Weights of each output's derivative on negative and positive targets
         (see :func:`output_weight`), or None for all ones.
+    row_bufs : tuple of three ndarray of shape (batch_size, n_outputs), or None
+        None: the pass runs on the caller's thread alone. Else each
+        batch's scores, loss derivatives and values are computed on
+        numba's threads into them (see :func:`rows_losses_threaded`), and
+        tallied in the batch's order; the pass is compiled apart for it.
+        Not with a journal, 'auto' (which sums the batch's squared
+        gradients) or passive-aggressive steps.
     objective : ndarray of shape (3, n_outputs), float64
         Row 0 is set to the sums over the rows of each output's loss plus
         penalty, at the weights before that row's minibatch step, row 1 to
@@ -321,6 +365,7 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
     grad_b = np.zeros(n_out)
     touched = np.empty(width, dtype=np.int64)
     dense_grad = dense_gradient_buffer(X, per_sample, n_out)
+    silent = np.ones(5)  # a report that records nothing (see rows_losses_threaded)
 
     if shuffle_seed >= 0:
         shuffle_in_place(order, shuffle_seed, np.int64(clock[PASSES]))
@@ -336,24 +381,27 @@ def sgd_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_
         # 1. Loss derivatives at the current weights.
         scale = clock[SCALE]
         grad_sq = 0.0
+        if row_bufs is not None:  # (decided when the pass is compiled)
+            rows_losses_threaded(X, Y, order, start, m, coef, intercept, scale, out_weight,
+                                 loss, loss_params, silent, row_bufs, prefetch_x, prefetch_w)
         for r in range(m):
-            ahead = start + r + LOOKAHEAD
-            if prefetch_x and ahead < n_rows:
-                a = order[ahead]
-                prefetch_row(X, a)
-                prefetch(sample_weight, a)
-                prefetch_2d(Y, a, 0)
-            ahead = start + r + WEIGHTS_AHEAD
-            if prefetch_w and ahead < n_rows:
-                prefetch_weights(X, order[ahead], coef)
             i = order[start + r]
-            journal_row(journal, X, i, coef, avg_coef, l1_applied)
-            for k in range(n_out):
-                if output_stopped(out_weight, Y, k):
-                    scores[k] = 0.0  # (its derivative's weight is 0)
-                else:
-                    scores[k] = scale * row_dot(X, i, coef, k) + intercept[k]
-            loss_derivatives(loss, loss_params, scores, Y, i, row_derivs, values, report)
+            if row_bufs is None:
+                ahead = start + r + LOOKAHEAD
+                if prefetch_x and ahead < n_rows:
+                    a = order[ahead]
+                    prefetch_row(X, a)
+                    prefetch(sample_weight, a)
+                    prefetch_2d(Y, a, 0)
+                ahead = start + r + WEIGHTS_AHEAD
+                if prefetch_w and ahead < n_rows:
+                    prefetch_weights(X, order[ahead], coef)
+                journal_row(journal, X, i, coef, avg_coef, l1_applied)
+                row_losses(X, Y, i, coef, intercept, scale, out_weight, loss, loss_params, scores,
+                           row_derivs, values, report)
+            else:  # the row's numbers from the threads, its failure told in order
+                scores, row_derivs, values = row_bufs[0][r], row_bufs[1][r], row_bufs[2][r]
+                report_losses(loss, report, scores, row_derivs, values, Y, i)
             sw = sample_weight[i]
             # No clamp on the derivatives (scikit-learn clamps at 1e12): a
             # diverging run must overflow and be reported, not stay finite

@@ -198,6 +198,57 @@ def _scalar_loss(loss, params, p, y, report, k, i):
     return impl
 
 
+def report_loss(loss, report, value, deriv, p, y, k, i):
+    """What :func:`scalar_loss` reports of a value and derivative computed
+    with a report that records nothing (the row scores of a batch split
+    across threads, see ``skgd._plain_pass``): a user's loss's first
+    non-finite value, called row by row in the batch's order so that the
+    first is the one a sequential pass records; nothing for a built-in loss."""
+
+
+@overload(report_loss, jit_options=_JIT)
+def _report_loss(loss, report, value, deriv, p, y, k, i):
+    if isinstance(loss, BuiltinLossType):
+        return lambda loss, report, value, deriv, p, y, k, i: None
+
+    def impl(loss, report, value, deriv, p, y, k, i):
+        _report(report, value, deriv, p, y, k, i)
+
+    return impl
+
+
+def report_losses(loss, report, scores, derivs, values, Y, i):
+    """What :func:`loss_derivatives` reports of row ``i``'s ``scores``, its
+    ``derivs`` and ``values``, when they were computed with a report that
+    records nothing (a batch split across threads, see
+    ``skgd._kernels.rows_losses_threaded``): called row by row in the
+    batch's order; nothing for a built-in loss."""
+
+
+@overload(report_losses, jit_options=_JIT)
+def _report_losses(loss, report, scores, derivs, values, Y, i):
+    if isinstance(loss, BuiltinLossType):
+        return lambda loss, report, scores, derivs, values, Y, i: None
+
+    if not _is_multiclass(loss):
+
+        def impl(loss, report, scores, derivs, values, Y, i):
+            for k in range(scores.shape[0]):
+                _report(report, values[k], derivs[k], scores[k], Y[i, k], k, i)
+
+        return impl
+
+    def impl(loss, report, scores, derivs, values, Y, i):  # a user's MulticlassLoss
+        deriv = 0.0
+        total = 0.0  # finite when every score is
+        for c in range(scores.shape[0]):
+            deriv += derivs[c]
+            total += scores[c]
+        _report(report, values[0], deriv, total, np.int64(Y[i, 0]), -1, i)
+
+    return impl
+
+
 def output_weight(out_weight, Y, i, k):
     """Weight of output ``k``'s derivative on row ``i``: ``out_weight[k, 1]``
     for a positive target, ``out_weight[k, 0]`` otherwise (the class weights

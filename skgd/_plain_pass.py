@@ -27,13 +27,59 @@ import numba
 import numpy as np
 
 from . import _kernels as K
+from ._jit import _INLINE, _ORDERED
 
 _JIT = K._JIT
 
 
+@numba.njit(**_INLINE)
+def row_loss(X, Y, i, coef, scale, b, loss, loss_params, report):
+    """Row ``i``'s score, and the loss's value and derivative there."""
+    p = scale * K.row_dot(X, i, coef, 0) + b
+    value, d = K.scalar_loss(loss, loss_params, p, Y[i, 0], report, 0, i)
+    return p, value, d
+
+
+@numba.njit(**_ORDERED)
+def tally_row(Y, sample_weight, i, value, d, weight_pos, weight_neg, weighted, derivs, r,
+              total, batch_counted):
+    """Weigh row ``i``'s derivative ``d`` into ``derivs[r, 0]``; returns the
+    objective's sum and the batch's counted weight with the row added (in
+    the batch's order: see ``_ORDERED``)."""
+    weight = sample_weight[i] * (weight_pos if Y[i, 0] > 0.0 else weight_neg)
+    counted = weight if weighted else 1.0
+    derivs[r, 0] = weight * d
+    return total + counted * value, batch_counted + counted
+
+
+# The rows' scores and losses of a batch are independent of each other: with
+# ``n_jobs`` (see skgd._engine.batch_threads) a long batch computes them on
+# numba's threads, each row by the same ``row_loss``, into ``out[r]``; the
+# caller then tallies them in the batch's order, as the sequential loop
+# does, so the model is the sequential one bit for bit. ``silent`` is a
+# report that records nothing (``report[0] != 0``): which of the rows failed
+# first is told afterwards, in order (``K.report_loss``).
+@numba.njit(parallel=True, **_JIT)
+def row_losses_threaded(X, Y, order, start, m, coef, scale, b, loss, loss_params, silent, out,
+                        prefetch_x, prefetch_w):
+    for r in numba.prange(m):
+        # each thread fetches ahead in its own share of the batch (a range
+        # of consecutive rows), as the sequential loop does
+        if prefetch_x and r + K.LOOKAHEAD < m:
+            K.prefetch_row(X, order[start + r + K.LOOKAHEAD])
+        if prefetch_w and r + K.WEIGHTS_AHEAD < m:
+            K.prefetch_weights(X, order[start + r + K.WEIGHTS_AHEAD], coef)
+        p, value, d = row_loss(X, Y, order[start + r], coef, scale, b, loss, loss_params,
+                               silent)
+        out[r, 0] = p
+        out[r, 1] = value
+        out[r, 2] = d
+
+
 @numba.njit(**_JIT)
 def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, loss_params,
-               average_start, l1, batch_cap, report, per_sample, out_weight, objective):
+               average_start, l1, batch_cap, report, per_sample, out_weight, objective,
+               row_out):
     """Run one pass over the rows ``order`` of a single-output model.
 
     The arguments are :func:`skgd._kernels.sgd_pass`'s, except:
@@ -45,6 +91,11 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
     out_weight : ndarray of shape (1, 2)
         The output's weights on negative and positive targets (ones when
         there are no class weights).
+    row_out : ndarray of shape (batch_size, 3) or None
+        None: the pass runs on the caller's thread alone. An array: each
+        batch's scores and losses are computed on numba's threads (as many
+        as ``numba.set_num_threads`` allows) into it, see
+        :func:`row_losses_threaded`; the pass is compiled apart for it.
     """
     (coef, intercept, avg_coef, avg_intercept, l1_applied, velocity, velocity_b, clock, norms,
      slot) = state
@@ -69,6 +120,7 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
     derivs = np.empty((min(batch, n_rows), 1))
     touched = np.empty(batch_cap if with_l1 and per_sample is not None else 0, dtype=np.int64)
     dense_grad = K.dense_gradient_buffer(X, per_sample, 1)
+    silent = np.ones(5)  # a report that records nothing (see row_losses_threaded)
 
     if shuffle_seed >= 0:
         K.shuffle_in_place(order, shuffle_seed, np.int64(clock[K.PASSES]))
@@ -96,25 +148,32 @@ def plain_pass(X, Y, sample_weight, order, shuffle_seed, state, hyper, loss, los
 
         # 1. Loss derivatives at the current weights.
         batch_counted = 0.0
-        for r in range(m):
-            ahead = start + r + K.LOOKAHEAD
-            if prefetch_x and ahead < n_rows:
-                a = order[ahead]
-                K.prefetch_row(X, a)
-                K.prefetch(sample_weight, a)
-                K.prefetch_2d(Y, a, 0)
-            ahead = start + r + K.WEIGHTS_AHEAD
-            if prefetch_w and ahead < n_rows:
-                K.prefetch_weights(X, order[ahead], coef)
-            i = order[start + r]
-            p = scale * K.row_dot(X, i, coef, 0) + b
-            y = Y[i, 0]
-            value, d = K.scalar_loss(loss, loss_params, p, y, report, 0, i)
-            weight = sample_weight[i] * (weight_pos if y > 0.0 else weight_neg)
-            counted = weight if weighted else 1.0
-            total += counted * value
-            batch_counted += counted
-            derivs[r, 0] = weight * d
+        if row_out is None:  # (decided when the pass is compiled)
+            for r in range(m):
+                ahead = start + r + K.LOOKAHEAD
+                if prefetch_x and ahead < n_rows:
+                    a = order[ahead]
+                    K.prefetch_row(X, a)
+                    K.prefetch(sample_weight, a)
+                    K.prefetch_2d(Y, a, 0)
+                ahead = start + r + K.WEIGHTS_AHEAD
+                if prefetch_w and ahead < n_rows:
+                    K.prefetch_weights(X, order[ahead], coef)
+                i = order[start + r]
+                p, value, d = row_loss(X, Y, i, coef, scale, b, loss, loss_params, report)
+                total, batch_counted = tally_row(Y, sample_weight, i, value, d, weight_pos,
+                                                 weight_neg, weighted, derivs, r, total,
+                                                 batch_counted)
+        else:
+            row_losses_threaded(X, Y, order, start, m, coef, scale, b, loss, loss_params,
+                                silent, row_out, prefetch_x, prefetch_w)
+            for r in range(m):
+                i = order[start + r]
+                p, value, d = row_out[r, 0], row_out[r, 1], row_out[r, 2]
+                K.report_loss(loss, report, value, d, p, Y[i, 0], 0, i)
+                total, batch_counted = tally_row(Y, sample_weight, i, value, d, weight_pos,
+                                                 weight_neg, weighted, derivs, r, total,
+                                                 batch_counted)
         # each row's penalty at the weights it saw: once per batch (the same
         # terms a per-sample pass adds row by row)
         penalty = 0.5 * l2 * scale * scale * sq

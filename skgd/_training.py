@@ -207,7 +207,8 @@ class Trainer(PassConfig):
         with _engine.prepare_pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
                                   plan.params, est.shuffle,
                                   parts=self.output_parts(state, X, rows, hyper, rule),
-                                  out_weight=out_weight, verbose=bool(est.verbose)) as prepared:
+                                  out_weight=out_weight, verbose=bool(est.verbose),
+                                  threads=est._n_threads()) as prepared:
             return self.epoch_loop(state, plan, prepared, hyper, n_rows=rows.size,
                                     max_epochs=max_epochs, validation=validation,
                                     out_weight=out_weight, blowup=blowup)
@@ -389,7 +390,8 @@ class Trainer(PassConfig):
         with _engine.prepare_pass(state, X, Y, sample_weight, rows, hyper, rule, plan.spec,
                                   plan.params, est.shuffle, parts=parts,
                                   journals=record.journals, out_weight=out_weight,
-                                  verbose=bool(est.verbose)) as prepared:
+                                  verbose=bool(est.verbose),
+                                  threads=est._n_threads()) as prepared:
             try:
                 objectives = self.run_checked(prepared, plan, state, 1,
                                               est._per_output_problems(state), blowup)
