@@ -71,7 +71,7 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
         a one-vs-rest pass too short to split) instead computes the scores
         and loss derivatives of a long batch's rows on ``n_jobs`` of
         numba's threads, then steps by them in order: from about 160 dense
-        rows of 100 features, or 180 sparse rows of 23 non-zeros, a batch
+        rows of 100 features, or 2800 sparse rows of 23 non-zeros, a batch
         (divided by the classes of a multinomial model). ``None`` means 1
         unless in a :func:`joblib.parallel_config` context; -1 means all
         cores. The model is bit for bit the one of ``n_jobs=1``. Passes

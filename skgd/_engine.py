@@ -353,19 +353,21 @@ MIN_PART_WORK = 1 << 20
 # times the values a row reads (its non-zeros, or the columns of dense rows).
 # Measured with benchmarks/run.py --only batch_threads (logistic loss, 2
 # threads, epoch time of n_jobs=2 / n_jobs=1 with the split forced on, on a
-# shared 2-core machine, where single runs swing by +-0.15; the same model
-# in every run):
+# shared 2-core machine, where single runs swing by +-0.15 and more; the
+# same model in every run):
 #
-# - dense 200k x 100: bs=32 1.41-1.51, 64 1.01-1.53, 128 0.82-1.01 (one
-#   run 1.29), 256 0.74-0.94, 512 0.79-0.88, 1024-2048 0.68-0.92. The launch
-#   and join cost about 10 us a batch, won back from about 16k values.
+# - dense 200k x 100: bs=32 1.37-2.01, 64 1.01-1.53, 128 0.82-1.14, 256
+#   0.63-0.99, 512 0.71-1.04, 1024-2048 0.68-0.92. The launch and join cost
+#   about 10 us a batch, won back from about 16k values.
 # - CSR 200k x 2^18, Zipf columns (run.py's text_like), 23 non-zeros a row
-#   (its "40", duplicates summed): bs=32 1.31, 64 1.14-1.15, 128 0.84-0.87,
-#   256 0.82-0.88, 512-2048 0.76-0.82; 110 a row: bs=128 0.81, 512 0.74. A
-#   sparse value costs more than a dense one (a cache miss on its weight),
-#   and the split pays from fewer of them: about 3k.
+#   (its "40", duplicates summed): one series gave bs=128 0.84-0.87, 256
+#   0.82-0.88, 512-2048 0.76-0.82, but three later ones 1.09-1.70 at 128-512
+#   and 0.94-1.19 at 2048; 110 non-zeros a row: bs=128 0.81, 512 0.74. A row
+#   of hashed text is too little work a thread to pay reliably: sparse
+#   batches split only from 64k values (about 2800 rows of 23 non-zeros,
+#   600 of 110).
 MIN_BATCH_WORK_DENSE = 1 << 14
-MIN_BATCH_WORK_SPARSE = 1 << 12
+MIN_BATCH_WORK_SPARSE = 1 << 16
 
 
 def batch_threads(X, rows, batch_size, n_threads, n_outputs=1):
