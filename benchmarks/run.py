@@ -339,25 +339,25 @@ def batch_threads(repeats):
     threads (``n_jobs=2``) against ``n_jobs=1``, per epoch, at batch 256 on
     dense 200k x 100 and CSR 200k x 2^18 (40 non-zeros a row, Zipf
     columns); the models must be identical. Before the rows, a sweep over
-    batch sizes with the split forced on (``skgd._engine``'s limits 0) prints
+    batch sizes with the split forced on (``skgd._threads``'s limits 0) prints
     the ratio per batch size and the crossover, the smallest batch from
-    which the ratio stays below 0.95 (what ``skgd._engine``'s limits are set
+    which the ratio stays below 0.95 (what ``skgd._threads``'s limits are set
     from)."""
-    from skgd import _engine
+    from skgd import _threads
 
     Xs, ys = text_like(nnz=40)
     for kind, (X, y) in (("dense 200k x 100", dense_binary_data()),
                          ("CSR 200k x 2^18, 40 nnz", (Xs, ys))):
         common = dict(loss="log_loss", alpha=1e-5, tol=None, random_state=0)
-        limits = {name: getattr(_engine, name) for name in _LIMITS}
+        limits = {name: getattr(_threads, name) for name in _LIMITS}
         for name in _LIMITS:
-            setattr(_engine, name, 0)
+            setattr(_threads, name, 0)
         try:
             ratios = {m: _thread_ratio(X, y, dict(common, batch_size=m), max(1, repeats // 2))
                       for m in BATCH_SWEEP}
         finally:
             for name, value in limits.items():
-                setattr(_engine, name, value)
+                setattr(_threads, name, value)
         pays = [m for m in BATCH_SWEEP if all(ratios[k][0] < 0.95 for k in BATCH_SWEEP if k >= m)]
         same = all(r[3] for r in ratios.values())
         print(f"{kind}: n_jobs=2 / n_jobs=1 per epoch, split forced on: "
@@ -368,7 +368,7 @@ def batch_threads(repeats):
         record(f"binary {kind} bs=256, per epoch", f"n_jobs=2 ({'same' if same else 'OTHER'} "
                f"model; crossover bs={pays[0] if pays else 'none'})", "n_jobs=1", t2, t1,
                # (a CSR batch of 256 short rows stays on one thread: see
-               # skgd._engine.MIN_BATCH_WORK_SPARSE)
+               # skgd._threads.MIN_BATCH_WORK_SPARSE)
                target=0.9 if kind.startswith("dense") else None)
 
 

@@ -262,7 +262,7 @@ def row_losses(X, Y, i, coef, intercept, scale, out_weight, loss, loss_params, s
 
 
 # The rows of a batch are independent until they are tallied: with
-# ``n_jobs`` (see skgd._engine.batch_threads) a long batch computes each
+# ``n_jobs`` (see skgd._threads.batch_threads) a long batch computes each
 # row's numbers by the same ``row_losses`` on numba's threads, and the pass
 # tallies and steps by them in the batch's order, as without threads: the
 # same model, bit for bit. ``silent`` is a report that records nothing

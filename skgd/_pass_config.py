@@ -14,7 +14,7 @@ from collections import namedtuple
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import _engine
+from . import _engine, _threads
 from . import _smoothness as smoothness
 from ._step_caps import cap_at, warn_if_capped
 from .schedules import get_schedule
@@ -294,18 +294,18 @@ class PassConfig:
         of the outputs, or None for one pass on the caller's thread.
 
         Only one-vs-rest problems split, where each output's steps are its
-        own (see ``skgd._engine.splittable``), so that the model is the one
+        own (see ``skgd._threads.splittable``), so that the model is the one
         pass's whatever ``n_jobs`` is; and only into parts with work enough
-        to pay for a thread (``skgd._engine.most_parts``). Binary models,
+        to pay for a thread (``skgd._threads.most_parts``). Binary models,
         multinomial ones and regressors have one problem whose outputs
         step together: they stay whole.
         """
         est = self.est
-        if not (est._per_output_problems(state) and _engine.splittable(hyper, rule)):
+        if not (est._per_output_problems(state) and _threads.splittable(hyper, rule)):
             return None
-        most = _engine.most_parts(X, rows, state.n_outputs)
+        most = _threads.most_parts(X, rows, state.n_outputs)
         n_parts = min(most, est._n_threads()) if most > 1 else 1
-        return _engine.output_parts(state.n_outputs, n_parts) if n_parts > 1 else None
+        return _threads.output_parts(state.n_outputs, n_parts) if n_parts > 1 else None
 
     def problem_weights(self, state, out_weight):
         """The output weights a pass reads, ones by default in one-vs-rest:

@@ -53,7 +53,7 @@ def tally_row(Y, sample_weight, i, value, d, weight_pos, weight_neg, weighted, d
 
 
 # The rows' scores and losses of a batch are independent of each other: with
-# ``n_jobs`` (see skgd._engine.batch_threads) a long batch computes them on
+# ``n_jobs`` (see skgd._threads.batch_threads) a long batch computes them on
 # numba's threads, each row by the same ``row_loss``, into ``out[r]``; the
 # caller then tallies them in the batch's order, as the sequential loop
 # does, so the model is the sequential one bit for bit. ``silent`` is a

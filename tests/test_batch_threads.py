@@ -4,7 +4,7 @@ computed on numba's threads, and the model is the one of ``n_jobs=1``, bit
 for bit (issue 26, item 2).
 
 The data sets here are small, so the work below which a batch stays on one
-thread (``skgd._engine.MIN_BATCH_WORK_*``) is lowered to split every batch
+thread (``skgd._threads.MIN_BATCH_WORK_*``) is lowered to split every batch
 of two rows or more; a spy counts the passes that did, so that no test
 passes by running on one thread. No test looks at the clock.
 """
@@ -24,7 +24,7 @@ from sklearn.datasets import load_digits
 from test_n_jobs import _assert_same, _assert_unchanged, _error, _snapshot
 from test_reliability_edges import RaisesPastHalf  # its derivative raises past |p| = 0.5
 
-from skgd import MinibatchSGDClassifier, _engine
+from skgd import MinibatchSGDClassifier, _engine, _threads
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +43,16 @@ def digits():
 def threaded_runs(monkeypatch):
     """Split every batch of two rows or more, and record how many threads
     each pass prepared uses."""
-    monkeypatch.setattr(_engine, "MIN_BATCH_WORK_DENSE", 1)
-    monkeypatch.setattr(_engine, "MIN_BATCH_WORK_SPARSE", 1)
+    monkeypatch.setattr(_threads, "MIN_BATCH_WORK_DENSE", 1)
+    monkeypatch.setattr(_threads, "MIN_BATCH_WORK_SPARSE", 1)
     runs = []
-    batch_threads = _engine.batch_threads
+    batch_threads = _threads.batch_threads
 
     def counted(*args):
         runs.append(batch_threads(*args))
         return runs[-1]
 
-    monkeypatch.setattr(_engine, "batch_threads", counted)
+    monkeypatch.setattr(_threads, "batch_threads", counted)
     return runs
 
 
@@ -120,7 +120,7 @@ def test_multiclass_model_does_not_depend_on_n_jobs(digits, threaded_runs, monke
                                                     sparse):
     X, y = digits
     X = sp.csr_matrix(X) if sparse else X
-    monkeypatch.setattr(_engine, "MIN_PART_WORK", 1 << 60)  # no one-vs-rest split
+    monkeypatch.setattr(_threads, "MIN_PART_WORK", 1 << 60)  # no one-vs-rest split
     params = dict(random_state=0, max_iter=8, multi_class="multinomial", loss="hinge")
     params.update(MULTI_CONFIGS[config])
     base = MinibatchSGDClassifier(n_jobs=1, **params).fit(X, y)
@@ -170,17 +170,17 @@ def test_short_batches_and_unsafe_threading_layers_stay_sequential(binary, monke
     Xs = sp.csr_matrix(X)
     rows = np.arange(X.shape[0])
     d, nnz = X.shape[1], Xs.nnz / X.shape[0]
-    monkeypatch.setattr(_engine, "MIN_BATCH_WORK_DENSE", 64 * d)
-    monkeypatch.setattr(_engine, "MIN_BATCH_WORK_SPARSE", 64 * nnz)
-    assert _engine.batch_threads(X, rows, 63, 2) == 1
-    assert _engine.batch_threads(X, rows, 64, 1) == 1
-    assert _engine.batch_threads(Xs, rows, 63, 2) == 1
-    if _engine._thread_safe_layer():
-        assert _engine.batch_threads(X, rows, 64, 2) == 2
-        assert _engine.batch_threads(Xs, rows, 64, 2) == 2
-        assert _engine.batch_threads(X, rows[:10], 64, 2) == 1  # batches of 10 rows at most
-    monkeypatch.setattr(_engine, "_layer", [False])
-    assert _engine.batch_threads(X, rows, 64, 2) == 1
+    monkeypatch.setattr(_threads, "MIN_BATCH_WORK_DENSE", 64 * d)
+    monkeypatch.setattr(_threads, "MIN_BATCH_WORK_SPARSE", 64 * nnz)
+    assert _threads.batch_threads(X, rows, 63, 2) == 1
+    assert _threads.batch_threads(X, rows, 64, 1) == 1
+    assert _threads.batch_threads(Xs, rows, 63, 2) == 1
+    if _threads._thread_safe_layer():
+        assert _threads.batch_threads(X, rows, 64, 2) == 2
+        assert _threads.batch_threads(Xs, rows, 64, 2) == 2
+        assert _threads.batch_threads(X, rows[:10], 64, 2) == 1  # batches of 10 rows at most
+    monkeypatch.setattr(_threads, "_layer", [False])
+    assert _threads.batch_threads(X, rows, 64, 2) == 1
 
 
 def test_two_models_trained_at_once_are_those_trained_one_after_the_other(binary,
@@ -243,9 +243,9 @@ FIT = textwrap.dedent("""
     import json
     import numpy as np
     from numba.core import base
-    from skgd import MinibatchSGDClassifier, _engine
+    from skgd import MinibatchSGDClassifier, _threads
 
-    _engine.MIN_BATCH_WORK_DENSE = 0
+    _threads.MIN_BATCH_WORK_DENSE = 0
     refreshes = []
     original = base.BaseContext.refresh
 
@@ -260,7 +260,7 @@ FIT = textwrap.dedent("""
     clf = MinibatchSGDClassifier(random_state=0, max_iter=5, tol=None, batch_size=32,
                                  n_jobs=2).fit(X, y)
     print(json.dumps({"coef": clf.coef_.ravel().tolist() + clf.intercept_.tolist(),
-                      "refreshes": len(refreshes), "threads": _engine._layer}))
+                      "refreshes": len(refreshes), "threads": _threads._layer}))
 """)
 
 

@@ -2,7 +2,7 @@
 one thread, bit for bit; everything else keeps its sequential algorithm.
 
 The data sets here are small, so the threshold of work below which a pass
-stays whole (``skgd._engine.MIN_PART_WORK``) is lowered to split every
+stays whole (``skgd._threads.MIN_PART_WORK``) is lowered to split every
 pass; a spy counts the passes that did split, so that no test passes by
 running on one thread. No test looks at the clock.
 """
@@ -19,7 +19,7 @@ from sklearn.model_selection import GridSearchCV
 from test_reliability_edges import RaisesPastHalf  # its derivative raises past |p| = 0.5
 
 import skgd
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _engine
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _engine, _threads
 from skgd import _kernels as K
 
 _STATE_ARRAYS = ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",
@@ -35,7 +35,7 @@ def digits():
 @pytest.fixture
 def split_runs(monkeypatch):
     """Split every pass that may split, and count the runs that did."""
-    monkeypatch.setattr(_engine, "MIN_PART_WORK", 1)
+    monkeypatch.setattr(_threads, "MIN_PART_WORK", 1)
     runs = []
     run = _engine.SplitPass.run
 
