@@ -546,7 +546,19 @@ def _softmax_loss(p, y):
     return top + math.log(total) - p[y]
 
 
-@_jit
+# Its own fastmath flags (none), not its caller's (issue 26). A numba
+# function that sets no ``fastmath`` inherits its caller's, so inside the
+# compiled passes (``reassoc``) LLVM vectorised the sum of the first loop.
+# That loop also stores into ``out``, so the vector code runs behind a
+# run-time test of the two addresses (``out`` starting less than 256 bytes
+# after ``p`` means the scalar loop): the vector loop sums in lanes, the
+# scalar one in order, and which ran depended on where malloc had put the
+# pass's scratch rows of scores and derivatives. With 4 or more classes
+# the gradient's last bit, and after the early large steps the whole
+# model, changed from one fit to the next in the same process. Without
+# ``reassoc`` the sum is always in order (what the scalar loop did), and
+# the function compiles alike whoever calls it first.
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _dsoftmax_loss(p, y, out):
     top = p.max()
     total = 0.0

@@ -124,3 +124,84 @@ def test_parametrised_user_loss_works_with_clone_and_grid_search():
     search = GridSearchCV(reg, {"loss__quantile": [0.2, 0.8]}, cv=2).fit(X, y)
     assert search.best_estimator_.loss.quantile in (0.2, 0.8)
     assert len(search.cv_results_["params"]) == 2
+
+
+# ------------------------------------------------------------------ issue 26
+# The softmax derivative summed its exponentials in the loop that stores them
+# into ``out``. It inherited the compiled pass's ``reassoc`` (numba's rule for
+# a function without fastmath flags of its own), so LLVM vectorised that sum
+# behind a run-time test of the two addresses: with ``out`` less than a few
+# vectors (256 bytes with AVX-512) after the scores the scalar loop ran,
+# summing in order, otherwise the vector loop, summing in lanes. Where malloc
+# put the pass's scratch rows decided which, and the same seed gave another
+# multinomial model from one fit to the next. Each test places the scores and
+# the derivatives itself, so it fails (or passes) the same way every run.
+
+def _placements(n):
+    """``(scores, out)`` views of one buffer, with ``out`` right after the
+    scores (the scalar loop of the old code), before them and far after them
+    (its vector loop); never overlapping."""
+    start = 4 * n + 64
+    layouts = []
+    for offset in (n, n + 4, -n - 4, 1000):
+        buffer = np.full(start + 1000 + 2 * n, np.nan)
+        layouts.append((buffer[start:start + n],
+                        buffer[start + offset:start + offset + n]))
+    return layouts
+
+
+def _score_rows(n, count=40):
+    rng = np.random.RandomState(n)
+    return rng.randn(count, n) * 3.0
+
+
+@pytest.mark.parametrize("n_classes", [4, 5, 10, 13])
+def test_softmax_derivatives_of_a_pass_do_not_depend_on_where_its_rows_lie(n_classes):
+    # skgd._kernels.row_losses is the step of the compiled passes (inlined in
+    # sgd_pass and in its threaded rows) that scores a row and calls the loss
+    from skgd import _kernels as K
+    from skgd._loss_kernels import BuiltinLoss
+
+    n_features = 3
+    X = (np.ones((1, n_features)),)
+    coef = np.zeros((n_classes, n_features))
+    Y = np.zeros((1, 1))
+    report = np.zeros(5)
+    for row, intercept in enumerate(_score_rows(n_classes)):
+        Y[0, 0] = row % n_classes
+        results = []
+        for scores, out in _placements(n_classes):
+            values = np.full(n_classes, np.nan)
+            K.row_losses(X, Y, 0, coef, intercept, 1.0, None, BuiltinLoss("softmax"), (),
+                         scores, out, values, report)
+            results.append(out.copy())
+        for other in results[1:]:
+            assert_array_equal(other, results[0])
+
+
+def test_softmax_derivative_keeps_its_own_fastmath_flags():
+    # The same function through a fresh dispatcher with the real one's options,
+    # first compiled from a caller with the passes' fastmath: what a pass
+    # compiled into its code, whatever else in this process compiled the
+    # function before (and nothing written to numba's cache).
+    import numba
+
+    from skgd import losses as L
+    from skgd._jit import _JIT
+
+    options = {k: v for k, v in L._dsoftmax_loss.targetoptions.items() if k != "cache"}
+    fresh = numba.njit(**options)(L._dsoftmax_loss.py_func)
+
+    @numba.njit(**dict(_JIT, cache=False))
+    def call(p, y, out):
+        fresh(p, y, out)
+
+    n = 10
+    for row, p in enumerate(_score_rows(n)):
+        results = []
+        for scores, out in _placements(n):
+            scores[:] = p
+            call(scores, row % n, out)
+            results.append(out.copy())
+        for other in results[1:]:
+            assert_array_equal(other, results[0])
