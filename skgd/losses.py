@@ -536,7 +536,9 @@ class MulticlassLoss(Loss):
     """
 
 
-@_jit
+# Both softmax functions keep their own fastmath flags (none), not their
+# caller's: see _dsoftmax_loss.
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _softmax_loss(p, y):
     # log-sum-exp shifted by the largest score: finite for any scores
     top = p.max()
@@ -557,7 +559,9 @@ def _softmax_loss(p, y):
 # the gradient's last bit, and after the early large steps the whole
 # model, changed from one fit to the next in the same process. Without
 # ``reassoc`` the sum is always in order (what the scalar loop did), and
-# the function compiles alike whoever calls it first.
+# the function compiles alike whoever calls it first (so does the loss
+# value's, whose own sum otherwise took the flags of whichever caller
+# compiled it first: the objective's last bit could follow the cache).
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def _dsoftmax_loss(p, y, out):
     top = p.max()
