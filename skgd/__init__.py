@@ -8,4 +8,5 @@ from .gradcheck import check_gradient
 
 __all__ = ["DataParallel", "MinibatchSGDClassifier", "MinibatchSGDRegressor",
            "StepCapWarning", "check_gradient"]
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml and the docs read it.
+__version__ = "0.3.0"

@@ -29,6 +29,7 @@ from ._validation import (
     check_csr_structure,
     check_magnitude,
     check_sample_weight,
+    overflow_sentence,
     real_array,
     squares_finite,
     sum_of_squares,
@@ -418,7 +419,8 @@ class BaseMinibatchSGD(PublishedWeights, BaseEstimator):
                 )
             if init is not None and not np.isfinite(sum_of_squares(init)):
                 raise ValueError(
-                    f"{name} has values too large to train from (largest magnitude "
+                    f"{overflow_sentence()} {name} has values too large to train from "
+                    "(largest magnitude "
                     f"{np.abs(init).max():.3g}): their squares overflow float64."
                 )
         return coef_init, intercept_init

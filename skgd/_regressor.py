@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseMinibatchSGD
 from ._training import Trainer
-from ._validation import sum_of_squares
+from ._validation import overflow_sentence, sum_of_squares
 from .losses import REGRESSION_LOSSES, Loss
 
 
@@ -193,7 +193,7 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
         y = y.astype(np.float64, copy=False)
         if not np.isfinite(sum_of_squares(y)):
             raise ValueError(
-                f"y has values too large to train on (largest magnitude "
+                f"{overflow_sentence()} y has values too large to train on (largest magnitude "
                 f"{np.abs(y).max():.3g}): the squared errors overflow float64. Scale the "
                 "targets (e.g. divide by their standard deviation, or use "
                 "sklearn.compose.TransformedTargetRegressor)."

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _kernels
 from ._report import warn_user
-from ._validation import sum_of_squares
+from ._validation import overflow_sentence, sum_of_squares
 from .exceptions import StepCapWarning
 from .schedules import get_schedule
 
@@ -57,8 +57,7 @@ def diverged_message(epoch, what):
     """The message of a run that diverged: scikit-learn's words first (code
     matches on them), then what happened and what else may help."""
     return (
-        f"Floating-point under-/overflow occurred at epoch #{epoch}. Scaling input data "
-        f"with StandardScaler or MinMaxScaler might help. Training diverged: {what}; "
+        f"{overflow_sentence(epoch)} Training diverged: {what}; "
         "lowering eta0 or setting clip_norm may help too."
     )
 

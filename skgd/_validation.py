@@ -18,6 +18,14 @@ CSR_TYPES = (sp.csr_matrix, sp.csr_array)
 FAST_LIMIT = 1e150
 
 
+def overflow_sentence(epoch=1):
+    """scikit-learn's words for arithmetic that overflowed (code matches on
+    them); skgd says them first whenever it refuses or stops for that reason,
+    including when it sees the overflow coming before the first epoch."""
+    return (f"Floating-point under-/overflow occurred at epoch #{epoch}. Scaling input data "
+            "with StandardScaler or MinMaxScaler might help.")
+
+
 def sum_of_squares(v):
     """``sum(v ** 2)`` without BLAS: its threads wake up for a reduction this
     small and cost milliseconds on a busy machine."""
@@ -29,7 +37,7 @@ def check_weight_magnitude(weights, name):
     """Refuse weights so large that weighted gradients overflow float64."""
     if not np.isfinite(sum_of_squares(np.asarray(weights, dtype=np.float64))):
         raise ValueError(
-            f"{name} has values too large to train on (largest "
+            f"{overflow_sentence()} {name} has values too large to train on (largest "
             f"{float(np.max(weights)):.3g}): weighted gradients overflow float64. Only the "
             "ratios between weights matter to the model; divide them by their mean."
         )
@@ -58,9 +66,9 @@ def check_magnitude(X):
             return
     big = float(max(abs(v.max()), abs(v.min())))
     raise ValueError(
-        f"X has values too large to train on (largest magnitude {big:.3g}): the "
-        "sum of their squares overflows float64. Scale the features (e.g. "
-        "StandardScaler)."
+        f"{overflow_sentence()} X has values too large to train on (largest magnitude "
+        f"{big:.3g}): the sum of their squares overflows float64. Scale the features "
+        "(e.g. StandardScaler)."
     )
 
 

@@ -53,3 +53,18 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
         page = out / "auto_examples" / f"{script.stem}.html"
         assert page.is_file(), page
         assert list((out / "_images").glob(f"sphx_glr_{script.stem}_*.png")), script.stem
+
+
+def test_changes_name_the_installed_version():
+    """The newest release section of docs/changes.rst (after any
+    "Unreleased" one) is skgd.__version__, which pyproject.toml and the docs'
+    conf.py read: a user reporting a bug can say what they run."""
+    import skgd
+
+    lines = (ROOT / "docs" / "changes.rst").read_text().splitlines()
+    sections = [title.split()[0] for title, rule in zip(lines, lines[1:], strict=False)
+                if title.strip() and rule and set(rule) == {"-"}]
+    releases = [s for s in sections if s != "Unreleased"]
+    assert releases and releases[0] == skgd.__version__, (
+        f"the newest release in docs/changes.rst is {releases[:1]}, "
+        f"skgd.__version__ is {skgd.__version__!r}")

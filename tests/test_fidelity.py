@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose
+from sklearn.base import is_classifier
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier, SGDRegressor
@@ -307,6 +308,26 @@ def test_overflow_keeps_scikit_learns_words():
         for cls in (SGDClassifier, MinibatchSGDClassifier):
             with pytest.raises(ValueError, match=OVERFLOW):
                 cls(loss="hinge", **kw).fit(X * 1e10, y)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_values_too_large_keep_scikit_learns_words(method):
+    """skgd refuses data whose squares overflow float64 before training (and
+    names the largest value); the message starts with the words scikit-learn
+    says when its regressor overflows on the same data."""
+    X_ok, y = load_iris(return_X_y=True)
+    X = X_ok.copy()
+    X[3, 1] = 1e300
+    y = y.astype(float)
+    with pytest.raises(ValueError, match=OVERFLOW):
+        getattr(SGDRegressor(), method)(X, y)
+    for est in (MinibatchSGDRegressor(), MinibatchSGDClassifier()):
+        kw = dict(classes=np.unique(y)) if method == "partial_fit" and is_classifier(est) else {}
+        with pytest.raises(ValueError, match=OVERFLOW + r" X has values too large to train "
+                                          r"on \(largest magnitude 1e\+300\)"):
+            getattr(est, method)(X, y, **kw)
+    with pytest.raises(ValueError, match=OVERFLOW + " y has values too large"):
+        getattr(MinibatchSGDRegressor(), method)(X_ok, y * 1e300)
 
 
 def test_balanced_class_weight_in_partial_fit_keeps_scikit_learns_words():

@@ -102,6 +102,9 @@ def _outer_folders(links, inner_path):
     return folders
 
 
+VERSIONS = "import importlib.metadata as m, skgd; print(m.version('skgd'), skgd.__version__)"
+
+
 def _run(args, cwd, env):
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -131,6 +134,9 @@ def test_install_use_elsewhere_then_editable_reinstall(tmp_path):
     installed = Path(_run([python, "-c", FIT], cwd=elsewhere, env=env))
     assert env_dir in installed.parents, f"used {installed}, not the installed copy"
     site_skgd = installed.parent
+    # what pip recorded is what skgd says it is (pyproject reads skgd.__version__)
+    recorded, said = _run([python, "-c", VERSIONS], cwd=elsewhere, env=env).split()
+    assert recorded == said, f"pip installed {recorded}, skgd.__version__ is {said}"
     assert not list(site_skgd.rglob("*.nbi")), "numba cached into site-packages"
     assert list((tmp_path / "cache" / "skgd" / "numba").rglob("*.nbi")), "nothing cached per user"
 
