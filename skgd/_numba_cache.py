@@ -23,11 +23,14 @@ loop, constants come from ``skgd/schedules.py``, overloads of
 stamp, an edit of ``_dhinge`` in ``losses.py`` (or a new skgd release whose
 ``_kernels.py`` is unchanged) kept serving the old machine code, in both
 cache locations. skgd's functions are therefore stamped with
-:func:`source_stamp`: one digest of every ``.py`` file of the skgd package.
-Any change to skgd's sources makes every cached function of skgd stale, so
-whatever compiled code reaches in skgd is covered without tracking which
-function inlines which; the price is a recompile after an edit that did
-not need one (a few seconds per configuration, once).
+:func:`source_stamp`: one digest of the sources compiled code is built
+from, :data:`COMPILED_SOURCES` (each module that defines a compiled
+function, and every skgd module those import: the losses they inline, the
+constants and overloads they read). Any change there makes every cached
+function of skgd stale, so whatever compiled code reaches is covered
+without tracking which function inlines which; an edit elsewhere (the
+estimators, the driver, the plots, the docs) keeps the cache.
+``tests/test_cache_stamp.py`` checks that the list is that import closure.
 
 The stamp hashes the files' contents, not their ``(mtime, size)``, for
 two reasons. An ``(mtime, size)`` stamp can call changed sources fresh: an
@@ -40,7 +43,7 @@ installed file's mtime at install time, so every reinstall of the same
 release (and a ``git checkout`` back and forth) would recompile every
 configuration, where a digest keeps the cache. (numba's own stamp, of the
 defining file only, was its ``(mtime, size)`` in older releases and is a
-hash of its content in recent ones.) Hashing about 300 kB of source costs
+hash of its content in recent ones.) Hashing about 150 kB of source costs
 about a millisecond, once per process: the stamp is computed when skgd
 first imports this module (:func:`install`), so it describes the sources
 as they were imported, which is what the process compiles, even if the
@@ -82,6 +85,15 @@ from numba.core import caching, config
 from numba.core.runtime import rtsys
 
 _PACKAGE = __name__.rsplit(".", 1)[0] + "."
+
+# What compiled code is built from (see "Staleness" above), relative to the
+# package folder. A module that compiles, or that one of these imports, is
+# listed here; tests/test_cache_stamp.py fails when one is missing.
+COMPILED_SOURCES = (
+    "_jit.py", "_kernels.py", "_lazy_weights.py", "_loss_kernels.py", "_numba_cache.py",
+    "_plain_pass.py", "_rows.py", "_schedule_kernels.py", "_slots.py", "_smoothness.py",
+    "_state.py", "_undo.py", "_update_steps.py", "losses.py", "schedules.py",
+)
 
 
 def _is_ours(cache):
@@ -159,9 +171,9 @@ def user_cache_dir():
 @functools.cache
 def source_stamp():
     """The freshness stamp of every cached skgd function: a SHA-256 digest of
-    the relative path and content of every ``.py`` file of the skgd package
-    (subpackages included), computed once per process; None if there are
-    none (sources not on disk: numba's own stamp is used then).
+    the relative path and content of each of :data:`COMPILED_SOURCES`,
+    computed once per process; None if none is on disk (a frozen
+    application: numba's own stamp is used then).
 
     A cache index of an skgd function written under another stamp is
     discarded by numba (``IndexDataCacheFile._load_index``) and the function
@@ -173,20 +185,16 @@ def source_stamp():
     root = os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.sha256()
     hashed = 0
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")  # walk in order
-        for name in sorted(f for f in files if f.endswith(".py")):
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, root).replace(os.sep, "/")
-            try:
-                with open(path, "rb") as f:
-                    content = f.read()
-            except OSError:
-                content = b"<unreadable>"
-            # the path and the length delimit each file's share of the digest
-            digest.update(f"{relative}\0{len(content)}\0".encode())
-            digest.update(content)
+    for relative in COMPILED_SOURCES:
+        try:
+            with open(os.path.join(root, *relative.split("/")), "rb") as f:
+                content = f.read()
             hashed += 1
+        except OSError:
+            content = b"<unreadable>"
+        # the path and the length delimit each file's share of the digest
+        digest.update(f"{relative}\0{len(content)}\0".encode())
+        digest.update(content)
     return "skgd-sources:" + digest.hexdigest() if hashed else None
 
 
@@ -244,7 +252,7 @@ def _user_cache_locator():
 
 def install():
     """Cache skgd's functions per user (or under ``NUMBA_CACHE_DIR``), stamped
-    with the digest of all of skgd's sources, and guard numba's cache loading
+    with the digest of the sources they are compiled from, and guard numba's cache loading
     and saving (idempotent)."""
     source_stamp()  # the sources as imported: before any function is compiled
     locators = getattr(caching, "CacheImpl", None)

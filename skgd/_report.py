@@ -5,9 +5,30 @@ import functools
 import os
 import sys
 import sysconfig
+import time
 import warnings
 
 import numpy as np
+
+from ._dispatch import compile_seconds
+
+
+class TrainingClock:
+    """The seconds a training call has spent since it started, training and
+    compiling apart (a first fit may wait seconds for its pass to compile:
+    ``verbose`` does not count that wait as training)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.compiled = compile_seconds()
+
+    def compiling(self):
+        """Seconds spent compiling (or loading compiled passes) since the start."""
+        return compile_seconds() - self.compiled
+
+    def training(self):
+        """Seconds since the start, less :meth:`compiling`."""
+        return time.perf_counter() - self.start - self.compiling()
 
 
 def epoch_line(epoch, objective, state, eta, elapsed, validation_score=None):
@@ -25,10 +46,11 @@ def epoch_line(epoch, objective, state, eta, elapsed, validation_score=None):
 
 
 def stop_line(n_iter, elapsed, *, converged, tol, patience, early_stopping, class_epochs=None,
-              best_epoch=None):
+              best_epoch=None, compiling=0.0):
     """Why training stopped, in scikit-learn's words where it has them
-    ("Convergence after N epochs took T seconds"), and (with early stopping)
-    the epoch whose model is kept."""
+    ("Convergence after N epochs took T seconds", T the training time), the
+    time spent compiling apart, and (with early stopping) the epoch whose
+    model is kept."""
     if converged:
         watched = "validation score" if early_stopping else "training objective"
         line = (f"Convergence after {n_iter} epochs took {elapsed:.2f} seconds: the "
@@ -38,6 +60,8 @@ def stop_line(n_iter, elapsed, *, converged, tol, patience, early_stopping, clas
     else:
         line = (f"Stopped at max_iter={n_iter} epochs after {elapsed:.2f} seconds, "
                 "before converging (see the ConvergenceWarning)")
+    if compiling >= 0.01:
+        line += f" (and {compiling:.2f} seconds compiling)"
     if class_epochs is not None and len(set(class_epochs)) > 1:
         line += f"; the classes stopped after {list(class_epochs)} epochs"
     if best_epoch is not None:

@@ -17,7 +17,6 @@ few hooks (``_loss_object``, ``_outputs``, ``_per_output_problems``,
 ``_is_classifier_like``, ``_adopt_writes``).
 """
 
-import time
 import warnings
 
 import numpy as np
@@ -258,7 +257,7 @@ class Trainer(PassConfig):
         frozen = {}
         best = BestEpoch()
         curve, val_scores = [], []
-        start = time.perf_counter()
+        clock = _report.TrainingClock()
         for epoch in range(1, max_epochs + 1):
             objectives = self.run_checked(prepared, plan, state, epoch, per_output, blowup)
             latest[rule.active] = objectives[rule.active]
@@ -279,7 +278,7 @@ class Trainer(PassConfig):
                 current = objectives
             if est.verbose:
                 print(_report.epoch_line(epoch, objective, state, cap_at(hyper, state.t)[1],
-                                         time.perf_counter() - start,
+                                         clock.training(),
                                          val_scores[-1] if validation is not None else None))
             held = cap_holds_decay(hyper, state.t, t_end)
             for k in rule.update(epoch, current, lower_rate, hold=held):
@@ -306,10 +305,11 @@ class Trainer(PassConfig):
         n_iter = int(rule.n_iter.max())
         if est.verbose:
             print(_report.stop_line(
-                n_iter, time.perf_counter() - start, converged=rule.done, tol=est.tol,
+                n_iter, clock.training(), converged=rule.done, tol=est.tol,
                 patience=rule.patience, early_stopping=validation is not None,
                 class_epochs=rule.n_iter.tolist() if per_output else None,
-                best_epoch=best.epoch if best.state is not None else None))
+                best_epoch=best.epoch if best.state is not None else None,
+                compiling=clock.compiling()))
         return n_iter, curve, val_scores
 
     def fit_state(self, X, Y, sample_weight, state, stratify, out_weight=None):

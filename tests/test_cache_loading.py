@@ -1,6 +1,11 @@
 """A new process loads skgd's cached compiled code without numba's refresh
 of its compiler registries (``skgd._numba_cache._without_refresh``), and
 the code it loads trains the same model as the process that compiled it.
+The process that compiles says so where a user sees it by default (a
+WARNING on the "skgd" logger, printed on stderr when logging is not
+configured), once for its one configuration, and ``verbose`` counts the
+compile time apart from the training time; the process that loads says
+nothing of it.
 
 SLOW: the first fit compiles the pass into an empty cache (10-30 s).
 """
@@ -8,6 +13,7 @@ SLOW: the first fit compiles the pass into an empty cache (10-30 s).
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -33,7 +39,7 @@ FIT = textwrap.dedent("""
     rng = np.random.RandomState(0)
     X = rng.randn(200, 5)
     y = (X[:, 0] + 0.3 * rng.randn(200) > 0).astype(int)
-    clf = MinibatchSGDClassifier(random_state=0, max_iter=5, tol=None).fit(X, y)
+    clf = MinibatchSGDClassifier(random_state=0, max_iter=5, tol=None, verbose=1).fit(X, y)
     print(json.dumps({"coef": clf.coef_.ravel().tolist() + clf.intercept_.tolist(),
                       "refreshes": len(refreshes)}))
 """)
@@ -44,7 +50,10 @@ def _fit_in_new_process(cache):
     env["NUMBA_CACHE_DIR"] = str(cache)
     proc = subprocess.run([sys.executable, "-c", FIT], env=env, capture_output=True,
                           text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["stop_line"] = [line for line in proc.stdout.splitlines() if line.startswith("Ran")]
+    result["notices"] = proc.stderr.count("skgd: compiling the training pass")
+    return result
 
 
 def test_a_warm_cache_loads_without_a_refresh_and_trains_the_same_model(tmp_path):
@@ -53,6 +62,12 @@ def test_a_warm_cache_loads_without_a_refresh_and_trains_the_same_model(tmp_path
     assert compiled["refreshes"] > 0
     assert loaded["refreshes"] == 0
     assert loaded["coef"] == compiled["coef"]
+    # the wait is announced once, and reported apart from the training time
+    assert (compiled["notices"], loaded["notices"]) == (1, 0)
+    assert re.fullmatch(r"Ran max_iter=5 epochs \(tol=None\) in [\d.]+ seconds "
+                        r"\(and [\d.]+ seconds compiling\)\.", compiled["stop_line"][0])
+    assert re.fullmatch(r"Ran max_iter=5 epochs \(tol=None\) in [\d.]+ seconds\.",
+                        loaded["stop_line"][0]), loaded["stop_line"]
 
 
 def _cache(module, load):
