@@ -65,3 +65,20 @@ def client():
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster) as client:
         yield client
+
+
+@pytest.fixture
+def sklearn_validation_rule(monkeypatch):
+    """Early stopping as scikit-learn runs it, where skgd differs on purpose
+    (user guide, "Stopping"): the validation set scored with the weights
+    *without* their lazy L2 scale (scikit-learn's ``weights.base``), and the
+    last epoch's model published, not the best one's. The rule itself is
+    untouched: with these two, unshuffled runs at ``batch_size=1`` give
+    ``SGDClassifier``'s models."""
+    from skgd import MinibatchSGDClassifier, _engine, _stopping
+
+    def unscaled_scores(self, state, X, averaged=None):
+        return _engine._dot(X, state.coef) + state.intercept
+
+    monkeypatch.setattr(MinibatchSGDClassifier, "_state_scores", unscaled_scores)
+    monkeypatch.setattr(_stopping.BestEpoch, "see", lambda *args: None)

@@ -21,7 +21,7 @@ from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _engine, _stopping
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
 
 
 def _standardised(loader):
@@ -119,25 +119,21 @@ def test_passive_aggressive_needs_its_loss(est, loss):
         est(learning_rate="pa1", loss=loss).fit(X, y)
 
 
-def test_early_stopping_differs_only_by_scikit_learns_validation_weights(monkeypatch):
+def test_early_stopping_differs_only_by_scikit_learns_validation_weights(request):
     """scikit-learn scores its validation set, during training, with the
     weight array *without* its lazy L2 scale (``weights.base`` of the
     ``WeightVector``), so its early-stopping decisions are taken on other
     weights than the model's. skgd scores the model itself, and publishes
     the model of its best validation epoch where scikit-learn publishes its
     last. Scoring the unscaled weights as scikit-learn does, and keeping the
-    last epoch, gives its models exactly: the per-class validation rule is
-    the same."""
+    last epoch (the ``sklearn_validation_rule`` fixture), gives its models
+    exactly: the per-class validation rule is the same."""
     X, y = DATA["digits"]()
     kw = dict(early_stopping=True)
     peer, ours = _both("digits", SGDClassifier, MinibatchSGDClassifier, **kw)
     assert ours.n_iter_ != peer.n_iter_  # the documented difference
 
-    def unscaled_scores(self, state, X, averaged=None):
-        return _engine._dot(X, state.coef) + state.intercept
-
-    monkeypatch.setattr(MinibatchSGDClassifier, "_state_scores", unscaled_scores)
-    monkeypatch.setattr(_stopping.BestEpoch, "see", lambda *args: None)
+    request.getfixturevalue("sklearn_validation_rule")
     ours = MinibatchSGDClassifier(shuffle=False, random_state=0, **kw).fit(X, y)
     _assert_same_model(peer, ours)
 

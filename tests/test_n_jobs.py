@@ -14,12 +14,20 @@ import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, load_iris
+from sklearn.linear_model import SGDClassifier
 from sklearn.model_selection import GridSearchCV
 from test_reliability_edges import RaisesPastHalf  # its derivative raises past |p| = 0.5
 
 import skgd
-from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor, _engine, _threads
+from skgd import (
+    MinibatchSGDClassifier,
+    MinibatchSGDRegressor,
+    _engine,
+    _stopping,
+    _threads,
+    _training,
+)
 from skgd import _kernels as K
 
 _STATE_ARRAYS = ("coef", "intercept", "avg_coef", "avg_intercept", "l1_applied", "velocity",
@@ -189,6 +197,89 @@ def test_threaded_grid_search_equals_a_sequential_one(digits, split_runs):
     np.testing.assert_array_equal(threaded.cv_results_["mean_test_score"],
                                   sequential.cv_results_["mean_test_score"])
     _assert_same(threaded.best_estimator_, sequential.best_estimator_)
+
+
+
+# ----------------------------------------------- early stopping (issue 33)
+
+# The issue's fit: each one-vs-rest class stops on its own, long after the
+# others (patience of 100 epochs).
+ISSUE_33 = dict(early_stopping=True, n_iter_no_change=100, alpha=1e-3, random_state=0)
+
+
+def _four_digits():
+    """Four classes: the fewest a pass splits (a part has two at least);
+    iris's three never split."""
+    X, y = load_digits(return_X_y=True)
+    return X[y < 4] / 16.0, y[y < 4]
+
+
+FEW_CLASSES = {"iris": lambda: load_iris(return_X_y=True), "four_digits": _four_digits}
+
+
+@pytest.fixture
+def class_epochs(monkeypatch):
+    """``class_epochs()``: the epochs each class of the last fit ran (its
+    stopping rule's count)."""
+    rules = []
+
+    class Recorded(_stopping.StoppingRule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            rules.append(self)
+
+    monkeypatch.setattr(_training, "StoppingRule", Recorded)
+    return lambda: rules[-1].n_iter.tolist()
+
+
+@pytest.mark.parametrize("data", list(FEW_CLASSES))
+def test_early_stopping_with_long_patience_does_not_depend_on_n_jobs(data, split_runs,
+                                                                       class_epochs):
+    """Each class stops at the same epoch for every ``n_jobs``, and the
+    published model (the best epoch's) is the same."""
+    X, y = FEW_CLASSES[data]()
+    base = MinibatchSGDClassifier(n_jobs=1, **ISSUE_33).fit(X, y)
+    epochs = class_epochs()
+    assert len(set(epochs)) > 1 and base.n_iter_ == max(epochs)
+    for n_jobs in (2, -1):
+        _assert_same(MinibatchSGDClassifier(n_jobs=n_jobs, **ISSUE_33).fit(X, y), base)
+        assert class_epochs() == epochs
+    assert bool(split_runs) == (data == "four_digits")
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, -1])
+@pytest.mark.parametrize("data", list(FEW_CLASSES))
+def test_early_stopping_stops_where_scikit_learns_rule_stops(data, n_jobs, split_runs,
+                                                              class_epochs,
+                                                              sklearn_validation_rule):
+    """Unshuffled at ``batch_size=1``, validation scored and model kept as
+    scikit-learn does (the fixture): ``SGDClassifier``'s ``n_iter_`` and
+    model, for every ``n_jobs``, the classes stopping at different epochs."""
+    X, y = FEW_CLASSES[data]()
+    kw = dict(ISSUE_33, shuffle=False)
+    peer = SGDClassifier(**kw).fit(X, y)
+    ours = MinibatchSGDClassifier(n_jobs=n_jobs, **kw).fit(X, y)
+    assert len(set(class_epochs())) > 1
+    assert ours.n_iter_ == peer.n_iter_ <= kw["n_iter_no_change"] + 20
+    np.testing.assert_allclose(ours.coef_, peer.coef_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.intercept_, peer.intercept_, rtol=0, atol=1e-10)
+    assert bool(split_runs) == (data == "four_digits" and n_jobs != 1)
+
+
+def test_the_issues_late_stop_comes_from_scoring_the_model(request):
+    """The issue's fit (iris, shuffled) runs 125 epochs whatever ``n_jobs``
+    (scikit-learn's 109): skgd scores its model, scikit-learn the weights
+    without their L2 scale, and with the model's intercept counted fully,
+    one class's accuracy on the 15 validation rows reaches a new best at
+    epoch 25. Scored as scikit-learn scores, the same fit stops within
+    ``n_iter_no_change + 20`` epochs, as scikit-learn's does."""
+    X, y = load_iris(return_X_y=True)
+    patience = ISSUE_33["n_iter_no_change"]
+    assert MinibatchSGDClassifier(n_jobs=2, **ISSUE_33).fit(X, y).n_iter_ > patience + 20
+    request.getfixturevalue("sklearn_validation_rule")
+    for n_jobs in (1, 2, -1):
+        est = MinibatchSGDClassifier(n_jobs=n_jobs, **ISSUE_33).fit(X, y)
+        assert est.n_iter_ <= patience + 20
 
 
 # ------------------------------------------------------------- failures
