@@ -9,6 +9,7 @@ refit and every fitted attribute stay scikit-learn's.
 
 import time
 from collections import defaultdict
+from inspect import signature
 from itertools import product
 
 from joblib import Parallel, delayed
@@ -26,6 +27,9 @@ from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.validation import _check_method_params
 
 from ._shared import fit_and_score_group, plan_candidates, shareable_estimator
+
+# scikit-learn 1.9 passes the search to _fit_and_score (for callbacks).
+_FIT_AND_SCORE_TAKES_CALLER = "caller" in signature(_fit_and_score).parameters
 
 
 class _SharedWorkSearchMixin:
@@ -79,12 +83,17 @@ class _SharedWorkSearchMixin:
         X, y = indexable(X, y)
         params = _check_method_params(X, params=params)
         routed_params = self._get_routed_params_for_fit(params)
-        root_ctx = self._init_callback_context(
-            max_subtasks=1 + (self.refit is not False)
-        ).call_on_fit_task_begin(estimator=self, X=X, y=y)
+        # scikit-learn 1.9's _run_search takes a callback context (a no-op one
+        # here: a search with callbacks is scikit-learn's); older ones do not.
+        root_ctx = None
+        if "callback_ctx" in signature(self._run_search).parameters:
+            root_ctx = self._init_callback_context(
+                max_subtasks=1 + (self.refit is not False)
+            ).call_on_fit_task_begin(estimator=self, X=X, y=y)
         self._checked_cv_orig = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         split_params = routed_params.splitter.split
-        self._check_input_parameters(X=X, y=y, split_params=split_params)
+        if hasattr(self, "_check_input_parameters"):  # scikit-learn >= 1.5's hook
+            self._check_input_parameters(X=X, y=y, split_params=split_params)
         self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y, **split_params)
         base_estimator = clone(self.estimator)
 
@@ -126,7 +135,10 @@ class _SharedWorkSearchMixin:
                 results = self._format_results(all_params, self.n_splits_, all_out, all_more)
                 return results
 
-            self._run_search(evaluate_candidates, callback_ctx=root_ctx)
+            if root_ctx is None:
+                self._run_search(evaluate_candidates)
+            else:
+                self._run_search(evaluate_candidates, callback_ctx=root_ctx)
             first_test_score = all_out[0]["test_scores"]
             self.multimetric_ = isinstance(first_test_score, dict)
             if callable(self.scoring) and self.multimetric_:
@@ -149,7 +161,8 @@ class _SharedWorkSearchMixin:
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
         self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
         self.cv_results_ = results
-        root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y)
+        if root_ctx is not None:
+            root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y)
         return self
 
     def _evaluate(self, parallel, base_estimator, X, y, candidate_params, splits, kwargs):
@@ -169,13 +182,14 @@ class _SharedWorkSearchMixin:
                 n_splits=n_splits, prefix_params=prefix_params,
                 candidates=[(i, candidate_params[i]) for i in indices], **kwargs))
         keys = []
+        caller = {"caller": self} if _FIT_AND_SCORE_TAKES_CALLER else {}
         for index, (split_idx, (train, test)) in product(fallback, enumerate(splits)):
             keys.append((index, split_idx))
             tasks.append(delayed(_fit_and_score)(
                 clone(base_estimator), X, y, train=train, test=test,
                 parameters=candidate_params[index], split_progress=(split_idx, n_splits),
                 candidate_progress=(index, n_candidates), return_n_test_samples=True,
-                return_times=True, caller=self, **kwargs))
+                return_times=True, **caller, **kwargs))
         n_group_tasks = len(tasks) - len(keys)
         out = [None] * (n_candidates * n_splits)
         for task_idx, task_out in enumerate(parallel(tasks)):
