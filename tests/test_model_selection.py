@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.stats import loguniform
+from sklearn import config_context
 from sklearn import model_selection as sk
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.exceptions import FitFailedWarning
@@ -182,6 +183,22 @@ def test_pipeline_fits_earlier_steps_once_per_fold_and_setting(sms):
     assert_same_search(ours, theirs)
     # The shared vectorizer's time is split among its three candidates.
     assert np.all(ours.cv_results_["mean_fit_time"] > 0)
+
+
+def test_metadata_routing_and_fit_params_fall_back_to_sklearn(sms):
+    X, y = sms
+    pipe = Pipeline([("vec", CountingTfidf()), ("clf", clf())])
+    grid = {"clf__alpha": [1e-4, 1e-3]}
+    with config_context(enable_metadata_routing=True):
+        CountingTfidf.fits.clear()
+        fit_both(GridSearchCV, X, y, pipe, grid, cv=3)
+        # Each candidate's Pipeline fits its vectorizer, twice (two searches).
+        assert len(CountingTfidf.fits) == 2 * (2 * 3 + 1)
+    # A fit parameter routed to a Pipeline step: scikit-learn's search too.
+    weights = np.linspace(0.5, 1.5, len(y))
+    CountingTfidf.fits.clear()
+    fit_both(GridSearchCV, X, y, pipe, grid, cv=3, fit_params={"clf__sample_weight": weights})
+    assert len(CountingTfidf.fits) == 2 * (2 * 3 + 1)
 
 
 def test_pipeline_replaced_passthrough_and_final_steps(sms):
