@@ -1,0 +1,217 @@
+"""Work shared across the candidates of a search, within one CV fold.
+
+The search (``_search.py``) groups its candidates into *plans*: the
+candidates of one group share the fitted earlier steps of a ``Pipeline``
+(or have none, for a bare skgd estimator), and their final estimators are
+trained by one :func:`skgd._fit_many.fit_together` call per fold. Each
+candidate gets a result dict shaped exactly like the one scikit-learn's
+``_fit_and_score`` returns, so scikit-learn's ``_format_results`` builds
+``cv_results_`` from them unchanged.
+"""
+
+import numbers
+import time
+import traceback
+
+from joblib import logger
+from sklearn.base import clone
+from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
+from sklearn.model_selection._validation import _score
+from sklearn.pipeline import Pipeline
+from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils.validation import _check_method_params, _num_samples
+
+from .. import _fit_many
+from .._classifier import MinibatchSGDClassifier
+from .._regressor import MinibatchSGDRegressor
+
+_SKGD_ESTIMATORS = (MinibatchSGDClassifier, MinibatchSGDRegressor)
+# Pipeline-level parameters: a candidate setting one of these is evaluated
+# by scikit-learn's own per-candidate path, as is one replacing the final step.
+_PIPELINE_OWN_PARAMS = ("steps", "memory", "verbose", "transform_input")
+
+
+def shareable_estimator(estimator):
+    """Whether the search can share work for ``estimator``: a skgd estimator,
+    or a plain Pipeline (no caching memory, no transformed inputs) ending in one."""
+    if isinstance(estimator, _SKGD_ESTIMATORS):
+        return True
+    if type(estimator) is not Pipeline or not estimator.steps:
+        return False
+    if estimator.memory is not None or getattr(estimator, "transform_input", None):
+        return False
+    return isinstance(estimator.steps[-1][1], _SKGD_ESTIMATORS)
+
+
+def _freeze(value):
+    """A hashable stand-in for a parameter value: equal for equal simple
+    values, the object's identity otherwise (a grid hands every candidate the
+    same object, so candidates using the same step instance still group)."""
+    if value is None or isinstance(value, (str, bytes, bool, numbers.Number)):
+        return (type(value).__name__, value)
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_freeze(v) for v in value))
+    return ("id", id(value))
+
+
+def plan_candidates(estimator, candidate_params):
+    """Split the candidates into shared groups and per-candidate fallbacks.
+
+    Returns ``(groups, fallback)``: ``groups`` is a list of
+    ``(prefix_params, [candidate indices])``, ``fallback`` a list of the
+    indices scikit-learn's ``_fit_and_score`` evaluates one by one.
+    """
+    if not isinstance(estimator, Pipeline):
+        return [({}, list(range(len(candidate_params))))], []
+    names = [name for name, _ in estimator.steps]
+    last, prefix_names = names[-1], set(names[:-1])
+    groups, fallback = {}, []
+    for index, params in enumerate(candidate_params):
+        prefix_params = {}
+        for key, value in params.items():
+            if key.startswith(last + "__"):
+                continue
+            if key.split("__")[0] in prefix_names:
+                prefix_params[key] = value
+            else:
+                break
+        else:
+            key = tuple(sorted((k, _freeze(v)) for k, v in prefix_params.items()))
+            groups.setdefault(key, (prefix_params, []))[1].append(index)
+            continue
+        fallback.append(index)
+    return list(groups.values()), fallback
+
+
+def scores_transformed_data(scorer):
+    """Whether scoring a Pipeline's final step on the transformed data gives
+    exactly the Pipeline's score: true for scikit-learn's scorers, which only
+    call the estimator's predict/decision/score methods; an arbitrary callable
+    may look at the raw data or the Pipeline itself, so it gets the Pipeline."""
+    scorers = scorer._scorers.values() if isinstance(scorer, _MultimetricScorer) else [scorer]
+    return all(isinstance(s, (_BaseScorer, _PassthroughScorer)) for s in scorers)
+
+
+def _error_scores(scorer, error_score):
+    if isinstance(scorer, _MultimetricScorer):
+        return {name: error_score for name in scorer._scorers}
+    return error_score
+
+
+def _format_exception(exc):
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _print_end(verbose, params, split_idx, n_splits, result, return_train_score):
+    """The "[CV] END ..." line scikit-learn's ``_fit_and_score`` prints."""
+    progress = f" {split_idx + 1}/{n_splits}" if verbose > 2 else ""
+    end_msg = f"[CV{progress}] END "
+    params_msg = ", ".join(f"{k}={params[k]}" for k in sorted(params))
+    result_msg = params_msg + (";" if params_msg else "")
+    test, train = result["test_scores"], result.get("train_scores")
+    if verbose > 2:
+        if isinstance(test, dict):
+            for name in sorted(test):
+                result_msg += f" {name}: ("
+                if return_train_score:
+                    result_msg += f"train={train[name]:.3f}, "
+                result_msg += f"test={test[name]:.3f})"
+        elif return_train_score:
+            result_msg += f", score=(train={train:.3f}, test={test:.3f})"
+        else:
+            result_msg += f", score={test:.3f}"
+    total = result["fit_time"] + result["score_time"]
+    result_msg += f" total time={logger.short_format_time(total)}"
+    print(end_msg + "." * (80 - len(end_msg) - len(result_msg)) + result_msg)
+
+
+def fit_and_score_group(
+    base_estimator, X, y, *, train, test, split_idx, n_splits, prefix_params,
+    candidates, scorer, fit_params, score_params, return_train_score,
+    error_score, verbose,
+):
+    """Evaluate the candidates of one group on one CV split.
+
+    ``candidates`` is a list of ``(index, params)``. Returns a list of
+    ``(index, result)`` where each result is the dict scikit-learn's
+    ``_fit_and_score`` would have returned (with n_test_samples and times).
+    Shared times (the earlier Pipeline steps, the grouped training, the
+    transform of the test data) are divided equally among the candidates.
+    """
+    n = len(candidates)
+    fit_params = _check_method_params(X, params=fit_params or {}, indices=train)
+    score_params = score_params or {}
+    score_params_train = _check_method_params(X, params=score_params, indices=train)
+    score_params_test = _check_method_params(X, params=score_params, indices=test)
+    X_train, y_train = _safe_split(base_estimator, X, y, train)
+    X_test, y_test = _safe_split(base_estimator, X, y, test, train)
+    is_pipeline = isinstance(base_estimator, Pipeline)
+
+    start = time.time()
+    prefix, Xt_train = None, X_train
+    try:
+        if is_pipeline and len(base_estimator.steps) > 1:
+            # The earlier steps, fitted exactly as Pipeline.fit fits them.
+            shared = clone(base_estimator).set_params(**clone(prefix_params, safe=False))
+            prefix = Pipeline(shared.steps[:-1])
+            Xt_train = prefix.fit_transform(X_train, y_train)
+        estimators = []
+        for _, params in candidates:
+            estimator = clone(base_estimator).set_params(**clone(params, safe=False))
+            if prefix is not None:
+                # The candidate's own earlier steps are never fitted: the
+                # shared ones stand in, fitted with the same settings.
+                estimator.steps = prefix.steps + [estimator.steps[-1]]
+            estimators.append(estimator)
+        finals = [e.steps[-1][1] if is_pipeline else e for e in estimators]
+        fitted = _fit_many.fit_together(
+            finals, Xt_train, y_train, sample_weight=fit_params.get("sample_weight"))
+    except Exception as exc:
+        if error_score == "raise":
+            raise
+        # The shared steps failed: so would every candidate's Pipeline.fit.
+        fitted, estimators, finals = [exc] * n, [None] * n, [None] * n
+    fit_time = (time.time() - start) / n
+
+    # Score the final steps on the transformed test data, transformed once,
+    # unless that cannot be done exactly; then each Pipeline scores raw data.
+    start = time.time()
+    transformed = False
+    if prefix is not None and scores_transformed_data(scorer):
+        try:
+            Xt_test = prefix.transform(X_test)
+            transformed = True
+        except Exception:  # noqa: BLE001 - each candidate's scorer meets it again below
+            pass
+    shared_score_time = (time.time() - start) / n
+
+    out = []
+    rows = zip(candidates, estimators, finals, fitted, strict=True)
+    for (index, params), estimator, final, item in rows:
+        result = {"n_test_samples": _num_samples(X_test), "fit_time": fit_time}
+        if isinstance(item, BaseException):
+            if error_score == "raise":
+                raise item
+            result["fit_error"] = _format_exception(item)
+            result["test_scores"] = _error_scores(scorer, error_score)
+            if return_train_score:
+                result["train_scores"] = _error_scores(scorer, error_score)
+            result["score_time"] = 0.0
+        else:
+            result["fit_error"] = None
+            start = time.time()
+            if transformed:
+                target, data_test, data_train = final, Xt_test, Xt_train
+            else:
+                target, data_test, data_train = estimator, X_test, X_train
+            result["test_scores"] = _score(
+                target, data_test, y_test, scorer, score_params_test, error_score)
+            result["score_time"] = time.time() - start + shared_score_time
+            if return_train_score:
+                result["train_scores"] = _score(
+                    target, data_train, y_train, scorer, score_params_train, error_score)
+        if verbose > 1:
+            _print_end(verbose, params, split_idx, n_splits, result, return_train_score)
+        out.append((index, result))
+    return out
+

@@ -1,0 +1,276 @@
+"""skgd.model_selection's searches give scikit-learn's search results.
+
+Each test runs scikit-learn's GridSearchCV / RandomizedSearchCV and skgd's
+over the same estimator, candidates, splits and scoring, and compares every
+split's score, the ranks, the best candidate and the refitted estimator.
+Small real data sets keep the file at about a minute once compiled.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.stats import loguniform
+from sklearn import config_context
+from sklearn import model_selection as sk
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.exceptions import FitFailedWarning
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MaxAbsScaler, StandardScaler
+
+from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
+from skgd._fit_many import fit_together
+from skgd.datasets import load_adult, load_sms_spam
+from skgd.model_selection import GridSearchCV, RandomizedSearchCV
+
+TOL = 1e-10
+
+
+@pytest.fixture(scope="module")
+def binary():
+    X, y, _, _ = load_adult()
+    return X[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def three_class():
+    X, y = load_digits(return_X_y=True)
+    keep = np.isin(y, [0, 1, 2])
+    return StandardScaler().fit_transform(X[keep][:300]), y[keep][:300]
+
+
+@pytest.fixture(scope="module")
+def regression():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X[:300]), (y[:300] - y.mean()) / y.std()
+
+
+@pytest.fixture(scope="module")
+def sms():
+    texts, labels = load_sms_spam()
+    return list(texts[:300]), np.asarray(labels[:300])
+
+
+def assert_same_search(ours, theirs):
+    """Every score, rank and best_* attribute of two fitted searches equal."""
+    a, b = ours.cv_results_, theirs.cv_results_
+    assert a.keys() == b.keys()
+    for key in b:
+        if key == "params":
+            assert a[key] == b[key]
+            continue
+        assert type(a[key]) is type(b[key]) and a[key].dtype == b[key].dtype, key
+        if key.startswith("param_"):
+            assert list(a[key]) == list(b[key]), key
+        elif "time" not in key:
+            np.testing.assert_allclose(a[key], b[key], rtol=0, atol=TOL, err_msg=key)
+    assert ours.multimetric_ == theirs.multimetric_
+    assert ours.n_splits_ == theirs.n_splits_
+    if hasattr(theirs, "best_index_"):
+        assert ours.best_index_ == theirs.best_index_
+        assert ours.best_params_ == theirs.best_params_
+    if hasattr(theirs, "best_score_"):
+        assert abs(ours.best_score_ - theirs.best_score_) <= TOL
+    if hasattr(theirs, "best_estimator_"):
+        final_a, final_b = ours.best_estimator_, theirs.best_estimator_
+        if isinstance(final_b, Pipeline):
+            final_a, final_b = final_a[-1], final_b[-1]
+        np.testing.assert_allclose(final_a.coef_, final_b.coef_, rtol=0, atol=TOL)
+        assert ours.refit_time_ >= 0
+
+
+def both(search_class, *args, **kwargs):
+    """skgd's and scikit-learn's search of the same name, same arguments."""
+    theirs = getattr(sk, search_class.__name__)
+    return search_class(*args, **kwargs), theirs(*args, **kwargs)
+
+
+def fit_both(search_class, X, y, *args, fit_params=None, **kwargs):
+    ours, theirs = both(search_class, *args, **kwargs)
+    ours.fit(X, y, **(fit_params or {}))
+    theirs.fit(X, y, **(fit_params or {}))
+    assert_same_search(ours, theirs)
+    return ours, theirs
+
+
+def clf(**params):
+    return MinibatchSGDClassifier(max_iter=5, tol=None, random_state=0, **params)
+
+
+GRIDS = {
+    "eta0 x batch_size": ({"learning_rate": "invscaling"},
+                          {"eta0": [0.01, 0.1], "batch_size": [1, 16]}),
+    "learning_rate": ({"eta0": 0.05},
+                      {"learning_rate": ["optimal", "invscaling", "adaptive", "constant"]}),
+    "elasticnet": ({"penalty": "elasticnet"}, {"alpha": [1e-4, 1e-2], "l1_ratio": [0.15, 0.8]}),
+    "average": ({}, {"average": [False, True, 10]}),
+}
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=list(GRIDS))
+@pytest.mark.parametrize("data", ["binary", "binary-dense", "3-class", "regressor"])
+def test_grids_equal_sklearn(grid, data, binary, three_class, regression):
+    fixed, param_grid = GRIDS[grid]
+    if data == "regressor":
+        X, y = regression
+        estimator = MinibatchSGDRegressor(max_iter=5, tol=None, random_state=0, **fixed)
+    else:
+        X, y = three_class if data == "3-class" else binary
+        X = X.toarray() if data == "binary-dense" else X
+        estimator = clf(**fixed)
+    assert sp.issparse(X) == (data == "binary")
+    fit_both(GridSearchCV, X, y, estimator, param_grid, cv=3)
+
+
+def test_multimetric_refit_and_train_scores(binary):
+    X, y = binary
+    ours, _ = fit_both(GridSearchCV, X, y, clf(), {"alpha": [1e-5, 1e-3], "batch_size": [1, 8]},
+                       scoring=["accuracy", "f1", "roc_auc"], refit="accuracy",
+                       return_train_score=True, cv=3)
+    assert ours.multimetric_ and "split2_train_f1" in ours.cv_results_
+
+
+def test_refit_false_and_callable_refit(three_class):
+    X, y = three_class
+    grid = {"alpha": [1e-4, 1e-2], "average": [False, True]}
+    fit_both(GridSearchCV, X, y, clf(), grid, scoring=["accuracy", "f1_macro"], refit=False, cv=3)
+    fit_both(GridSearchCV, X, y, clf(), grid, cv=3,
+             refit=lambda results: int(np.argmin(results["mean_test_score"])))
+
+
+def test_callable_scoring_and_sample_weight(binary):
+    X, y = binary
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    fit_both(GridSearchCV, X, y, clf(), {"alpha": [1e-4, 1e-2]}, cv=3,
+             scoring=lambda est, X, y: {"acc": est.score(X, y), "one": 1.0}, refit="acc")
+    fit_both(GridSearchCV, X, y, clf(), {"alpha": [1e-4, 1e-2]}, cv=3, scoring="accuracy",
+             fit_params={"sample_weight": weights})
+
+
+def test_randomized_search_equals_sklearn(three_class):
+    X, y = three_class
+    distributions = {"alpha": loguniform(1e-5, 1e-1), "l1_ratio": [0.1, 0.5, 0.9],
+                     "average": [False, True]}
+    fit_both(RandomizedSearchCV, X, y, clf(penalty="elasticnet"), distributions,
+             n_iter=6, random_state=0, cv=StratifiedKFold(4, shuffle=True, random_state=1))
+
+
+class CountingTfidf(TfidfVectorizer):
+    """A TfidfVectorizer counting its fits (Pipeline.fit calls fit_transform)."""
+
+    fits = []
+
+    def fit_transform(self, raw_documents, y=None):
+        CountingTfidf.fits.append(self.get_params()["sublinear_tf"])
+        return super().fit_transform(raw_documents, y)
+
+
+def test_pipeline_fits_earlier_steps_once_per_fold_and_setting(sms):
+    X, y = sms
+    pipe = Pipeline([("vec", CountingTfidf()), ("clf", clf())])
+    grid = {"vec__sublinear_tf": [False, True], "clf__alpha": [1e-5, 1e-4, 1e-3]}
+    ours, theirs = both(GridSearchCV, pipe, grid, cv=3, return_train_score=True)
+    CountingTfidf.fits.clear()
+    ours.fit(X, y)
+    # 2 settings x 3 folds, and the refit; scikit-learn fits 6 x 3 + 1.
+    assert len(CountingTfidf.fits) == 2 * 3 + 1
+    assert sorted(CountingTfidf.fits[:-1]) == [False] * 3 + [True] * 3
+    CountingTfidf.fits.clear()
+    theirs.fit(X, y)
+    assert len(CountingTfidf.fits) == 6 * 3 + 1
+    assert_same_search(ours, theirs)
+    # The shared vectorizer's time is split among its three candidates.
+    assert np.all(ours.cv_results_["mean_fit_time"] > 0)
+
+
+def test_metadata_routing_and_fit_params_fall_back_to_sklearn(sms):
+    X, y = sms
+    pipe = Pipeline([("vec", CountingTfidf()), ("clf", clf())])
+    grid = {"clf__alpha": [1e-4, 1e-3]}
+    with config_context(enable_metadata_routing=True):
+        CountingTfidf.fits.clear()
+        fit_both(GridSearchCV, X, y, pipe, grid, cv=3)
+        # Each candidate's Pipeline fits its vectorizer, twice (two searches).
+        assert len(CountingTfidf.fits) == 2 * (2 * 3 + 1)
+    # A fit parameter routed to a Pipeline step: scikit-learn's search too.
+    weights = np.linspace(0.5, 1.5, len(y))
+    CountingTfidf.fits.clear()
+    fit_both(GridSearchCV, X, y, pipe, grid, cv=3, fit_params={"clf__sample_weight": weights})
+    assert len(CountingTfidf.fits) == 2 * (2 * 3 + 1)
+
+
+def test_pipeline_replaced_passthrough_and_final_steps(sms):
+    X, y = sms
+    pipe = Pipeline([("vec", TfidfVectorizer()), ("scale", "passthrough"), ("clf", clf())])
+    grid = [
+        {"vec": [TfidfVectorizer(), CountVectorizer(binary=True)],
+         "scale": ["passthrough", MaxAbsScaler()], "clf__alpha": [1e-4, 1e-3]},
+        # Replacing the final step: scikit-learn's per-candidate path.
+        {"clf": [LogisticRegression(C=10.0)], "scale": [MaxAbsScaler()]},
+    ]
+    fit_both(GridSearchCV, X, y, pipe, grid, cv=3, scoring=["accuracy", "f1_macro"], refit="f1_macro")
+
+
+def test_non_skgd_estimator_is_sklearns_search(binary):
+    X, y = binary
+    ours, _ = fit_both(GridSearchCV, X, y, LogisticRegression(max_iter=200),
+                       {"C": [0.1, 1.0, 10.0]}, cv=3)
+    np.testing.assert_array_equal(ours.predict(X), ours.best_estimator_.predict(X))
+
+
+def test_failing_candidates_get_error_score(binary, sms):
+    X, y = binary
+    grid = {"alpha": [1e-4, -1.0, 1e-2]}  # a negative alpha is refused by fit
+    with pytest.warns(FitFailedWarning, match="3 fits failed out of a total of 9"):
+        ours = GridSearchCV(clf(), grid, cv=3, error_score=np.nan).fit(X, y)
+    with pytest.warns(FitFailedWarning):
+        theirs = sk.GridSearchCV(clf(), grid, cv=3, error_score=np.nan).fit(X, y)
+    assert_same_search(ours, theirs)
+    assert np.isnan(ours.cv_results_["mean_test_score"][1])
+    assert ours.cv_results_["rank_test_score"][1] == 3
+    with pytest.raises(ValueError, match="alpha"):
+        GridSearchCV(clf(), grid, cv=3, error_score="raise").fit(X, y)
+
+    # A shared step failing fails all its candidates and only them.
+    texts, labels = sms
+    pipe = Pipeline([("vec", TfidfVectorizer()), ("clf", clf())])
+    grid = {"vec__min_df": [1, 10_000], "clf__alpha": [1e-4, 1e-3]}
+    with pytest.warns(FitFailedWarning, match="6 fits failed out of a total of 12"):
+        ours = GridSearchCV(pipe, grid, cv=3, error_score=-1.0).fit(texts, labels)
+    with pytest.warns(FitFailedWarning):
+        theirs = sk.GridSearchCV(pipe, grid, cv=3, error_score=-1.0).fit(texts, labels)
+    assert_same_search(ours, theirs)
+    with pytest.raises(ValueError, match="min_df"):
+        GridSearchCV(pipe, grid, cv=3, error_score="raise").fit(texts, labels)
+
+
+def test_n_jobs_equals_serial(sms):
+    X, y = sms
+    pipe = Pipeline([("vec", TfidfVectorizer()), ("clf", clf(learning_rate="invscaling"))])
+    grid = {"vec__sublinear_tf": [False, True], "clf__eta0": [0.01, 0.1, 1.0]}
+    serial = GridSearchCV(pipe, grid, cv=KFold(3, shuffle=True, random_state=0)).fit(X, y)
+    parallel = GridSearchCV(pipe, grid, cv=KFold(3, shuffle=True, random_state=0),
+                            n_jobs=2).fit(X, y)
+    assert_same_search(parallel, serial)
+
+
+def test_verbose_messages(binary, capsys):
+    X, y = binary
+    GridSearchCV(clf(), {"alpha": [1e-4, 1e-3]}, cv=3, verbose=3).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Fitting 3 folds for each of 2 candidates, totalling 6 fits" in out
+    lines = [line for line in out.splitlines() if line.startswith("[CV 2/3] END ..")]
+    assert len(lines) == 2 and lines[1].endswith(("s", "min"))
+    assert sum(".alpha=0.001;, score=0." in line for line in lines) == 1
+
+
+def test_fit_together_returns_fitted_estimators_or_errors(binary):
+    X, y = binary
+    estimators = [clf(alpha=1e-4), clf(alpha=-1.0), clf(alpha=1e-3)]
+    results = fit_together(estimators, X, y)
+    assert results[0] is estimators[0] and results[2] is estimators[2]
+    assert isinstance(results[1], ValueError)
+    expected = clf(alpha=1e-3).fit(X, y)
+    np.testing.assert_array_equal(results[2].coef_, expected.coef_)
