@@ -11,6 +11,12 @@ was read or assigned since the last call). ``intercept_`` is a plain
 attribute; what was published in it is remembered as a tuple
 (``Training.intercept_out``), so a write costs one comparison of
 ``n_outputs`` values to detect.
+
+An averaged model trains as scikit-learn's averaged SGD, which keeps
+arrays of its own that ``coef_`` and ``intercept_`` are published as:
+what it ignores (an assigned array, or ``intercept_`` where it publishes
+a copy) skgd ignores too, without comparing it with the state (see
+``PublishedWeights._training_writes``).
 """
 
 import math
@@ -53,6 +59,11 @@ class PublishedWeights:
             memo.needs_cap = bool(saved.pop("_needs_cap", False))
             saved["_training"] = memo
         super().__setstate__(saved)
+        memo = self.__dict__.get("_training")
+        if memo is not None and isinstance(memo.intercept_array, bool):
+            # saved as whether intercept_ was the array published (see
+            # __getstate__); an assigned one stays told apart by a stand-in
+            memo.intercept_array = self.__dict__.get("intercept_") if memo.intercept_array else ()
 
     @property
     def _state(self):
@@ -103,7 +114,7 @@ class PublishedWeights:
         coef, _ = self._public_weights(state, averaged=self._published_average())
         # (a new array: the public weights are computed, never a view of the state)
         coef = self._shape_coef(coef).astype(state.coef.dtype, copy=False)
-        memo.coef_out = coef
+        memo.coef_out, memo.coef_assigned = coef, False
         return coef
 
     @coef_.setter
@@ -350,11 +361,16 @@ class PublishedWeights:
         # (a copy: Python's own __getstate__ hands out the live __dict__)
         saved = dict(super().__getstate__())
         memo = saved.get("_training")
-        if memo is not None and memo.coef_out is not None and (
+        if memo is None:
+            return saved
+        memo = saved["_training"] = memo.copy()
+        if memo.coef_out is not None and (
                 isinstance(memo.coef_out, np.ndarray) and self._unwritten()):
-            memo = memo.copy()
             memo.coef_out = None  # read, not written: formed again when read
-            saved["_training"] = memo
+        if memo.intercept_array is not None:
+            # not the array: not every serializer keeps two references one
+            # object (joblib copies arrays)
+            memo.intercept_array = memo.intercept_array is saved.get("intercept_")
         return saved
 
     def _unwritten(self):

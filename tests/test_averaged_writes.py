@@ -184,3 +184,34 @@ def test_intercept_written_in_place_moves_only_a_binary_average():
     for est in (reg, reg_twin):
         est.partial_fit(Xr[FIRST:], target[FIRST:])
     assert_array_equal(reg.intercept_, reg_twin.intercept_)
+
+
+@pytest.mark.parametrize("how", ["pickle", "joblib"])
+def test_saved_models_tell_assigned_intercepts_apart(how, tmp_path):
+    """A loaded model still knows whether ``intercept_`` is the published
+    array (joblib does not keep two references one object)."""
+    import pickle
+
+    import joblib
+
+    def roundtrip(est):
+        if how == "pickle":
+            return pickle.loads(pickle.dumps(est))
+        joblib.dump(est, tmp_path / "model.joblib")
+        return joblib.load(tmp_path / "model.joblib")
+
+    X, y = _data("binary", sparse=False)
+    models = {}
+    for name in ("in place", "assigned", "untouched"):
+        est, _ = _pair("binary", learning_rate="constant", eta0=0.02, average=True, **SAME)
+        _partial_fit(est, X[:FIRST], y[:FIRST], "binary", first=True)
+        if name == "assigned":
+            est.intercept_ = est.intercept_ + 1.0
+        est = roundtrip(est)
+        if name == "in place":
+            est.intercept_ += 1.0
+        _partial_fit(est, X[FIRST:], y[FIRST:], "binary")
+        models[name] = est
+    assert_allclose(models["in place"].intercept_ - models["untouched"].intercept_, 0.5,
+                    rtol=1e-12)
+    assert_array_equal(models["assigned"].intercept_, models["untouched"].intercept_)
