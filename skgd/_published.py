@@ -104,7 +104,8 @@ class PublishedWeights:
     @property
     def coef_(self):
         """Weights of the fitted model: writable, and assignable, as
-        scikit-learn's (predictions and the next training call see writes)."""
+        scikit-learn's (predictions see every write, the next training call
+        those scikit-learn's sees: see :meth:`_training_writes`)."""
         memo = self.__dict__.get("_training")
         if memo is not None and memo.coef_out is not None:
             return memo.coef_out
