@@ -369,7 +369,9 @@ class BaseMinibatchSGD(PublishedWeights, BaseEstimator):
         memo.averaged = averaged
         # what was published, to see writes; coef_ is formed when read
         memo.intercept_out = tuple(intercept_.tolist())
+        memo.intercept_array = intercept_
         memo.coef_out = memo.coef_view = None
+        memo.coef_assigned = False
         published = {
             "_training": memo,
             "n_iter_": n_iter,
@@ -383,14 +385,20 @@ class BaseMinibatchSGD(PublishedWeights, BaseEstimator):
         self.__dict__.update(published)
 
     def _init_arrays(self, n_outputs, n_features, coef_init, intercept_init):
-        """Check ``coef_init`` / ``intercept_init``; fall back to warm start."""
+        """Check ``coef_init`` / ``intercept_init``; fall back to warm start.
+
+        Returns ``(coef_init, intercept_init, average_init)``; the last seeds
+        the sum of the average (None: zero; see
+        :meth:`~skgd._published.PublishedWeights._warm_start_weights`)."""
+        average_init = None
         if self.warm_start and hasattr(self, "_state"):
             if self._state.coef.shape == (n_outputs, n_features):
                 # As scikit-learn: warm values (the published model, with what
                 # the user wrote to coef_ and intercept_) fill in only what is
                 # not given.
-                warm_coef, warm_intercept = self._current_weights(self._state)
-                coef_init = warm_coef if coef_init is None else coef_init
+                warm_coef, warm_intercept, warm_average = self._warm_start_weights(self._state)
+                if coef_init is None:
+                    coef_init, average_init = warm_coef, warm_average
                 intercept_init = warm_intercept if intercept_init is None else intercept_init
         if coef_init is not None:
             coef_init = real_array(coef_init, "coef_init")
@@ -423,4 +431,4 @@ class BaseMinibatchSGD(PublishedWeights, BaseEstimator):
                     "(largest magnitude "
                     f"{np.abs(init).max():.3g}): their squares overflow float64."
                 )
-        return coef_init, intercept_init
+        return coef_init, intercept_init, average_init

@@ -306,11 +306,11 @@ class MinibatchSGDClassifier(ClassifierMixin, BaseMinibatchSGD):
             sw, out_weight = self._weigh_classes(
                 sw, self._class_weights(classes, y, False), idx, n_out)
             trainer = Trainer(self)
-            coef_init, intercept_init = self._init_arrays(
+            coef_init, intercept_init, average_init = self._init_arrays(
                 n_out, X.shape[1], coef_init, intercept_init
             )
             state = trainer.new_state(n_out, X.shape[1], X.dtype, coef_init, intercept_init,
-                                      for_fit=True)
+                                      average_init, for_fit=True)
             Y = self._targets(idx, classes.size)
             self.classes_ = classes  # early stopping scores need it
             n_iter, curve, val = trainer.fit_state(X, Y, sw, state, stratify=y,

@@ -58,6 +58,12 @@ class Training:
     averaged, intercept_out, coef_out, coef_view
         What the last training call published (see the "fitted weights"
         section of skgd._base).
+    coef_assigned : bool
+        Whether ``coef_out`` was assigned by the user (not the array handed
+        out, which may only have been written in place).
+    intercept_array : ndarray or None
+        The array published as ``intercept_``: another one there was
+        assigned (None: not known, as in models saved before it was kept).
     """
 
     _CACHES = ("checked", "plan", "hyper", "cap_warned")
@@ -73,6 +79,8 @@ class Training:
         self.intercept_out = None
         self.coef_out = None
         self.coef_view = None
+        self.coef_assigned = False
+        self.intercept_array = None
 
     @property
     def token(self):
@@ -247,7 +255,7 @@ class PassConfig:
         return check_random_state(est.random_state).randint(np.iinfo(np.int32).max)
 
     def new_state(self, n_outputs, n_features, dtype, coef_init=None, intercept_init=None,
-                   *, for_fit=False):
+                   average_init=None, *, for_fit=False):
         est = self.est
         # fit draws the seed after its validation split (see fit_state), as
         # scikit-learn does: a RandomState instance then gives its split
@@ -258,7 +266,8 @@ class PassConfig:
         self.memo.cap_warned = None
         return _engine.EngineState(n_outputs, n_features, dtype, shuffle_seed=seed,
                                    eta0=est.eta0, outputs=est._outputs(),
-                                   coef_init=coef_init, intercept_init=intercept_init)
+                                   coef_init=coef_init, intercept_init=intercept_init,
+                                   average_init=average_init)
 
     def see_data(self, state, X, rows, sample_weight, loss):
         """Update the data's smoothness behind the step caps (skgd._smoothness).

@@ -11,6 +11,12 @@ was read or assigned since the last call). ``intercept_`` is a plain
 attribute; what was published in it is remembered as a tuple
 (``Training.intercept_out``), so a write costs one comparison of
 ``n_outputs`` values to detect.
+
+An averaged model trains as scikit-learn's averaged SGD, which keeps
+arrays of its own that ``coef_`` and ``intercept_`` are published as:
+what it ignores (an assigned array, or ``intercept_`` where it publishes
+a copy) skgd ignores too, without comparing it with the state (see
+``PublishedWeights._training_writes``).
 """
 
 import math
@@ -53,6 +59,11 @@ class PublishedWeights:
             memo.needs_cap = bool(saved.pop("_needs_cap", False))
             saved["_training"] = memo
         super().__setstate__(saved)
+        memo = self.__dict__.get("_training")
+        if memo is not None and isinstance(memo.intercept_array, bool):
+            # saved as whether intercept_ was the array published (see
+            # __getstate__); an assigned one stays told apart by a stand-in
+            memo.intercept_array = self.__dict__.get("intercept_") if memo.intercept_array else ()
 
     @property
     def _state(self):
@@ -93,7 +104,8 @@ class PublishedWeights:
     @property
     def coef_(self):
         """Weights of the fitted model: writable, and assignable, as
-        scikit-learn's (predictions and the next training call see writes)."""
+        scikit-learn's (predictions see every write, the next training call
+        those scikit-learn's sees: see :meth:`_training_writes`)."""
         memo = self.__dict__.get("_training")
         if memo is not None and memo.coef_out is not None:
             return memo.coef_out
@@ -103,13 +115,21 @@ class PublishedWeights:
         coef, _ = self._public_weights(state, averaged=self._published_average())
         # (a new array: the public weights are computed, never a view of the state)
         coef = self._shape_coef(coef).astype(state.coef.dtype, copy=False)
-        memo.coef_out = coef
+        memo.coef_out, memo.coef_assigned = coef, False
         return coef
 
     @coef_.setter
     def coef_(self, value):
         memo = self._memo()
-        memo.coef_out = value
+        # (``clf.coef_ *= 2`` sets the array handed out again: a write in place)
+        memo.coef_assigned = memo.coef_assigned or value is not memo.coef_out
+        self._hand_out(value)
+
+    def _hand_out(self, coef):
+        """Make ``coef`` what ``coef_`` holds, as the array published (a
+        write to it is a write in place, see :meth:`_adopt_writes`)."""
+        memo = self._memo()
+        memo.coef_out = coef
         memo.coef_view = None
 
     def sparsify(self):
@@ -132,7 +152,7 @@ class PublishedWeights:
             return self
         unwritten = self._unwritten()
         sparse = _align_sparse_api(sp.csr_array(coef))
-        self.coef_ = sparse
+        self._hand_out(sparse)
         if unwritten:
             # The model stays the state's (predictions exactly as before)
             # while the sparse matrix holds what it held: its arrays are kept
@@ -160,7 +180,7 @@ class PublishedWeights:
         check_is_fitted(self, msg=f"Estimator, {type(self).__name__}, must be fitted "
                                   "before densifying.")
         if sp.issparse(self._training.coef_out):
-            self.coef_ = self.coef_.toarray()
+            self._hand_out(self.coef_.toarray())
         return self
 
     def _public_shapes(self, state):
@@ -246,19 +266,55 @@ class PublishedWeights:
         self._write_public(base, values, changed)
         return base
 
+    def _averaged_training(self, state):
+        """Whether the next training call averages, as the last one did.
+
+        scikit-learn's averaged SGD then trains arrays of its own
+        (``_standard_coef``, ``_average_coef`` and their intercepts), not
+        ``coef_`` and ``intercept_``: a write reaches training only through
+        the array it was published as, which an assigned one is not.
+        """
+        return bool(average_of(self)) and state.avg_coef.size > 0
+
+    def _intercept_writes_lost(self, state):
+        """Whether scikit-learn's averaged training loses what is written in
+        place to ``intercept_``: its regressor publishes a copy of its
+        intercept, and its one-vs-rest loop writes each class's intercept
+        iterate over the averaged intercepts it published (those it then
+        publishes again)."""
+        return state.outputs == "regression" or (
+            self._published_average() and self._per_output_problems(state))
+
+    def _intercept_assigned(self):
+        """Whether ``intercept_`` is another array than the one published."""
+        published = self._training.intercept_array
+        return published is not None and self.__dict__.get("intercept_") is not published
+
+    def _training_writes(self, state):
+        """``(coef, intercept)``: what of the writes (see
+        :meth:`_written_coef`) the next training call sees, None for none;
+        all of them unless it is averaged (see :meth:`_averaged_training`).
+        An ignored ``coef_`` costs nothing to ignore."""
+        if not self._averaged_training(state):
+            return self._written_coef(state), self._written_intercept(state)
+        coef = None if self._training.coef_assigned else self._written_coef(state)
+        lost = self._intercept_assigned() or self._intercept_writes_lost(state)
+        return coef, None if lost else self._written_intercept(state)
+
     def _adopt_writes(self, state):
         """Make what the user left in ``coef_`` and ``intercept_`` the model
-        that this ``partial_fit`` call trains on.
+        that this ``partial_fit`` call trains on, as scikit-learn's next
+        ``partial_fit`` does (see :meth:`_training_writes`).
 
         The writes go where the published weights come from: the averaged
         weights once averaging has begun (the running average goes on from
-        them, the weights as they were: scikit-learn's behaviour for writes
-        in place), otherwise the weights. New arrays replace the state's, so
-        an :class:`_engine.Undo` made before puts the old ones back. Costs
-        O(n_outputs) unless ``coef_`` was read or assigned since the last
-        training call.
+        them, the weights as they were), otherwise the weights. New arrays
+        replace the state's, so an :class:`_engine.Undo` made before puts
+        the old ones back. Costs O(n_outputs) unless ``coef_`` was read or
+        assigned since the last training call (or assigned, of an averaged
+        model: ignored).
         """
-        written_coef, written_intercept = self._written_coef(state), self._written_intercept(state)
+        written_coef, written_intercept = self._training_writes(state)
         if written_coef is None and written_intercept is None:
             return
         averaged, base = self._published_average(), (None, None)
@@ -276,26 +332,46 @@ class PublishedWeights:
         if intercept is not None:
             (state.avg_intercept if averaged else state.intercept)[:] = intercept
 
-    def _current_weights(self, state):
-        """``(coef, intercept)`` of the published model with the user's
-        writes, float64 in the engine's layout (what a warm start starts
-        from)."""
+    def _warm_start_weights(self, state):
+        """``(coef, intercept, average)`` a warm-started ``fit`` starts from,
+        float64 in the engine's layout; ``average`` seeds the sum of the new
+        average (None: zero).
+
+        As scikit-learn: a classifier, or a model not averaged, starts from
+        ``coef_`` and ``intercept_`` with every write, and a new average.
+        The averaged ``SGDRegressor`` ignores them: it goes on from its own
+        weights and intercept (with the writes :meth:`_training_writes`
+        lets through), and its ``_average_coef``, not cleared, stays in the
+        sum of the new average (``1 / k`` of it after ``k`` steps).
+        """
         averaged = self._published_average()
-        coef, intercept = self._public_weights(state, averaged=averaged)
-        written = self._with_writes(self._written_coef(state), "coef_")
-        coef = coef if written is None else written
-        written = self._with_writes(self._written_intercept(state), "intercept_")
-        return coef, intercept if written is None else written
+        if state.outputs != "regression" or not self._averaged_training(state):
+            coef, intercept = self._public_weights(state, averaged=averaged)
+            written = self._with_writes(self._written_coef(state), "coef_")
+            coef = coef if written is None else written
+            written = self._with_writes(self._written_intercept(state), "intercept_")
+            return coef, intercept if written is None else written, None
+        coef, intercept = state.weights()
+        average = state.average_value()
+        written, _ = self._training_writes(state)
+        if written is not None:
+            self._with_writes(written, "coef_", average if averaged else coef)
+        return coef, intercept, average
 
     def __getstate__(self):
         # (a copy: Python's own __getstate__ hands out the live __dict__)
         saved = dict(super().__getstate__())
         memo = saved.get("_training")
-        if memo is not None and memo.coef_out is not None and (
+        if memo is None:
+            return saved
+        memo = saved["_training"] = memo.copy()
+        if memo.coef_out is not None and (
                 isinstance(memo.coef_out, np.ndarray) and self._unwritten()):
-            memo = memo.copy()
             memo.coef_out = None  # read, not written: formed again when read
-            saved["_training"] = memo
+        if memo.intercept_array is not None:
+            # not the array: not every serializer keeps two references one
+            # object (joblib copies arrays)
+            memo.intercept_array = memo.intercept_array is saved.get("intercept_")
         return saved
 
     def _unwritten(self):

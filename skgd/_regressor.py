@@ -220,11 +220,11 @@ class MinibatchSGDRegressor(RegressorMixin, BaseMinibatchSGD):
             self._check_params()
             X, y, sw = self._targets(X, y, sample_weight, reset=True)
             trainer = Trainer(self)
-            coef_init, intercept_init = self._init_arrays(
+            coef_init, intercept_init, average_init = self._init_arrays(
                 1, X.shape[1], coef_init, intercept_init
             )
             state = trainer.new_state(1, X.shape[1], X.dtype, coef_init, intercept_init,
-                                      for_fit=True)
+                                      average_init, for_fit=True)
             n_iter, curve, val = trainer.fit_state(X, y.reshape(-1, 1), sw, state, stratify=y)
             for attr in ("validation_scores_", "best_score_"):
                 self.__dict__.pop(attr, None)

@@ -57,7 +57,7 @@ class EngineState:
     """
 
     def __init__(self, n_outputs, n_features, dtype, *, shuffle_seed, eta0, outputs=None,
-                 coef_init=None, intercept_init=None):
+                 coef_init=None, intercept_init=None, average_init=None):
         # what the outputs mean ('ovr', 'multinomial', 'regression'): a stream
         # may not switch it
         self.outputs = outputs
@@ -69,6 +69,11 @@ class EngineState:
             self.intercept[...] = intercept_init
         self.avg_coef = np.zeros((0, 0))
         self.avg_intercept = np.zeros(0)
+        if average_init is not None:
+            # the sum of the average before any step (see average_value):
+            # kept by conform while averaging is on
+            self.avg_coef = np.array(average_init, dtype=np.float64, order="C")
+            self.avg_intercept = np.zeros(n_outputs)
         self.l1_applied = np.zeros((0, 0))
         self.velocity = np.zeros((0, 0))
         self.velocity_b = np.zeros(0)
@@ -311,6 +316,14 @@ class EngineState:
     def averaging(self):
         """Whether averaged weights exist (averaging on and begun)."""
         return self.avg_coef.size > 0 and self.clock[AVG_N] > 0
+
+    def average_value(self):
+        """What scikit-learn's ``_average_coef`` holds: the averaged weights
+        once averaging began, before that the sum the average starts from
+        (zero, unless a warm start seeded it: see ``average_init``)."""
+        if self.averaging():
+            return self._averaged()
+        return np.array(self.avg_coef, dtype=np.float64)
 
     def averaged_weights(self):
         """Averaged weights and intercepts, or None before averaging began."""

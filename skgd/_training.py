@@ -82,8 +82,8 @@ class Trainer(PassConfig):
         """The starting state of a ``fit`` (a warm start's published model
         when ``warm_start`` asks for one), seeded for its shuffles."""
         n_out = self.n_outputs()
-        coef_init, intercept_init = self.est._init_arrays(n_out, n_features, None, None)
-        state = self.new_state(n_out, n_features, dtype, coef_init, intercept_init, for_fit=True)
+        inits = self.est._init_arrays(n_out, n_features, None, None)
+        state = self.new_state(n_out, n_features, dtype, *inits, for_fit=True)
         state.shuffle_seed = self.shuffle_seed()
         return state
 

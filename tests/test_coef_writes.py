@@ -149,6 +149,7 @@ def test_warm_start_fit_starts_from_the_writes_as_scikit_learn(kind):
 
 
 # ------------------------------------------------------------------ averaging
+# (assigned writes, intercepts and warm starts: tests/test_averaged_writes.py)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -174,34 +175,6 @@ def test_averaged_coef_written_in_place_goes_on_as_scikit_learn(kind, sparse, wr
     ours, peer = models
     assert_allclose(ours.coef_, peer.coef_, rtol=0, atol=1e-10)
     assert_allclose(ours.intercept_, peer.intercept_, rtol=0, atol=1e-10)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_averaged_writes_assigned_or_in_place_are_the_same(kind):
-    """skgd differs here: scikit-learn ignores an averaged model's assigned
-    coef_ and intercept_ (and its regressor's intercept_ written in place);
-    skgd takes every write alike."""
-    X, y = _data(kind, sparse=False)
-    half = X.shape[0] // 2
-    models = []
-    for how in ("in place", "assigned", None):
-        est, _ = _pair(kind, learning_rate="constant", eta0=0.02, average=True, **SAME)
-        _partial_fit(est, X[:half], y[:half], kind, first=True)
-        if how == "in place":
-            est.coef_[..., :4] = 0.0
-            est.intercept_ += 1.0
-        elif how == "assigned":
-            coef = est.coef_.copy()
-            coef[..., :4] = 0.0
-            est.coef_, est.intercept_ = coef, est.intercept_ + 1.0
-        _partial_fit(est, X[half:], y[half:], kind)
-        models.append(est)
-    in_place, assigned, untouched = models
-    assert_array_equal(in_place.coef_, assigned.coef_)
-    assert_array_equal(in_place.intercept_, assigned.intercept_)
-    # the average of 2 * half steps went on from the written one of half steps
-    # (the intercepts' iterates are the same: the writes went into the average)
-    assert_allclose(in_place.intercept_ - untouched.intercept_, 0.5, rtol=1e-12)
 
 
 def test_writes_before_averaging_begins_go_into_the_weights():
