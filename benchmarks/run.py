@@ -54,6 +54,9 @@ The extras (``dense``, ``real``, ``float32``, ``coldstart``, ``memory``,
 ``n_jobs=1``, issue 26, and ``batch_threads``: binary fits whose batches' row
 scores run on two threads, with the crossover batch size, issue 26) run only
 when named or with ``--only all``.
+
+Issue 35's group, ``search`` (default): the four whole searches of
+``benchmarks/search.py``, skgd.model_selection against scikit-learn's.
 """
 
 import argparse
@@ -724,6 +727,21 @@ def random_search(repeats):
            searches[0].best_score_, searches[1].best_score_, target=0.9)
 
 
+def searches(repeats):
+    """Issue 35: whole searches, skgd.model_selection's against scikit-learn's
+    (the four of ``benchmarks/search.py``, which says what each is), with the
+    issue's targets; each row also compares the best cross-validated scores."""
+    import search
+
+    targets = [0.2, 0.35, 0.2, 0.3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # step-cap and convergence notes of some candidates
+        for target, (name, theirs, ours, X, y) in zip(targets, search.cases(1.0), strict=True):
+            t, t_sk = median_times([lambda: ours.fit(X, y), lambda: theirs.fit(X, y)], repeats)
+            record(f"search {name}", "skgd.model_selection", "sklearn.model_selection", t,
+                   t_sk, ours.best_score_, theirs.best_score_, target=target)
+
+
 def lr_grid(repeats):
     """The 9 learning-rate settings on SMS tf-idf, log_loss, default ``fit`` (tol
     rule): the total time; each setting's training accuracy is checked, the row
@@ -1054,6 +1072,8 @@ WORKLOADS = {  # the targets of the engine-cost issue and of issue 24, run by de
     "compile": compile_cost,
     # issue 26, every core of one machine
     "data_parallel": local_data_parallel,
+    # issue 35, searches that share work across candidates
+    "search": searches,
 }
 DEFAULT = list(WORKLOADS)
 WORKLOADS.update({  # extras, run only when named (or with --only all)
