@@ -178,8 +178,9 @@ class _SharedWorkSearchMixin:
         for (split_idx, (train, test)), (prefix_params, indices) in product(
                 enumerate(splits), groups):
             tasks.append(delayed(fit_and_score_group)(
-                base_estimator, X, y, train=train, test=test, split_idx=split_idx,
-                n_splits=n_splits, prefix_params=prefix_params,
+                base_estimator, X, y, train=train, test=test,
+                split_progress=(split_idx, n_splits), n_candidates=n_candidates,
+                prefix_params=prefix_params,
                 candidates=[(i, candidate_params[i]) for i in indices], **kwargs))
         keys = []
         caller = {"caller": self} if _FIT_AND_SCORE_TAKES_CALLER else {}
@@ -229,7 +230,7 @@ class GridSearchCV(_SharedWorkSearchMixin, _sk.GridSearchCV):
     Anything else is scikit-learn's search, unchanged: other estimators,
     candidates setting the Pipeline's own parameters (``steps``,
     ``memory``, ...) or replacing its final step (evaluated one by one,
-    within the same search), a Pipeline with ``memory`` or
+    within the same search), a Pipeline with ``memory``, ``verbose`` or
     ``transform_input``, fit parameters other than ``sample_weight`` for a
     bare skgd estimator, metadata routing enabled, and callbacks set with
     ``set_callbacks``. With a callable ``scoring``, a Pipeline's
