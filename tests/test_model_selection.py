@@ -342,3 +342,15 @@ def test_verbose_lines_equal_sklearn(verbose, three_class, capsys):
     grid = {"scale__with_mean": [True, False], "clf__alpha": [1e-4, 1e-2]}
     ours, theirs = both(GridSearchCV, pipe, grid, cv=2, verbose=verbose, return_train_score=True)
     assert printed_lines(ours, X, y, capsys) == printed_lines(theirs, X, y, capsys)
+
+
+@pytest.mark.parametrize("bad", ["clf__bogus", "scale__bogus"])
+def test_invalid_parameter_name_raises_whatever_error_score(bad, three_class):
+    X, y = three_class
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", clf())])
+    grid = [{"clf__alpha": [1e-4]}, {bad: [1]}]
+    for search in both(GridSearchCV, pipe, grid, cv=2, error_score=np.nan):
+        with pytest.raises(ValueError, match="^Invalid parameter 'bogus'"):
+            search.fit(X, y)
+    with pytest.raises(ValueError, match="^Invalid parameter 'bogus'"):
+        GridSearchCV(clf(), {"bogus": [1]}, cv=2).fit(X, y)

@@ -189,6 +189,10 @@ def fit_and_score_group(
     if verbose > 9:
         for index, params in candidates:
             _print_start(_progress(verbose, split_progress, (index, n_candidates)), params)
+    # Set before fitting, outside the error handling, as scikit-learn's
+    # _fit_and_score does: an invalid parameter raises whatever error_score.
+    estimators = [clone(base_estimator).set_params(**clone(params, safe=False))
+                  for _, params in candidates]
     start = time.time()
     prefix, Xt_train = None, X_train
     try:
@@ -197,14 +201,10 @@ def fit_and_score_group(
             shared = clone(base_estimator).set_params(**clone(prefix_params, safe=False))
             prefix = Pipeline(shared.steps[:-1])
             Xt_train = prefix.fit_transform(X_train, y_train)
-        estimators = []
-        for _, params in candidates:
-            estimator = clone(base_estimator).set_params(**clone(params, safe=False))
-            if prefix is not None:
+            for estimator in estimators:
                 # The candidate's own earlier steps are never fitted: the
                 # shared ones stand in, fitted with the same settings.
                 estimator.steps = prefix.steps + [estimator.steps[-1]]
-            estimators.append(estimator)
         finals = [e.steps[-1][1] if is_pipeline else e for e in estimators]
         fitted = _fit_many.fit_together(
             finals, Xt_train, y_train, sample_weight=fit_params.get("sample_weight"))
