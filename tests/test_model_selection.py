@@ -354,3 +354,15 @@ def test_invalid_parameter_name_raises_whatever_error_score(bad, three_class):
             search.fit(X, y)
     with pytest.raises(ValueError, match="^Invalid parameter 'bogus'"):
         GridSearchCV(clf(), {"bogus": [1]}, cv=2).fit(X, y)
+
+
+def test_no_candidates_raises_as_sklearn(three_class):
+    X, y = three_class
+
+    def run_search(self, evaluate_candidates, callback_ctx=None):
+        evaluate_candidates([])
+
+    for search in both(GridSearchCV, clf(), {"alpha": [1e-4]}, cv=2):
+        subclass = type("Empty", (type(search),), {"_run_search": run_search})
+        with pytest.raises(ValueError, match="No fits were performed"):
+            subclass(clf(), {"alpha": [1e-4]}, cv=2).fit(X, y)

@@ -61,7 +61,7 @@ def plan_candidates(estimator, candidate_params):
     indices scikit-learn's ``_fit_and_score`` evaluates one by one.
     """
     if not isinstance(estimator, Pipeline):
-        return [({}, list(range(len(candidate_params))))], []
+        return ([({}, list(range(len(candidate_params))))] if candidate_params else []), []
     names = [name for name, _ in estimator.steps]
     last, prefix_names = names[-1], set(names[:-1])
     groups, fallback = {}, []
