@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.stats import loguniform
-from sklearn import config_context
+from sklearn import config_context, get_config
 from sklearn import model_selection as sk
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.datasets import load_diabetes, load_digits
@@ -366,3 +366,26 @@ def test_no_candidates_raises_as_sklearn(three_class):
         subclass = type("Empty", (type(search),), {"_run_search": run_search})
         with pytest.raises(ValueError, match="No fits were performed"):
             subclass(clf(), {"alpha": [1e-4]}, cv=2).fit(X, y)
+
+
+class ConfigSeen(TransformerMixin, BaseEstimator):
+    """Records the scikit-learn config its fit sees."""
+
+    seen = []
+
+    def fit(self, X, y=None):
+        ConfigSeen.seen.append(get_config()["assume_finite"])
+        self.fitted_ = True
+        return self
+
+    def transform(self, X):
+        return X
+
+
+def test_parallel_tasks_see_the_callers_config(three_class):
+    X, y = three_class
+    pipe = Pipeline([("seen", ConfigSeen()), ("clf", clf())])
+    ConfigSeen.seen.clear()
+    with config_context(assume_finite=True):
+        GridSearchCV(pipe, {"clf__alpha": [1e-4, 1e-3]}, cv=3, n_jobs=2).fit(X, y)
+    assert ConfigSeen.seen == [True] * 4

@@ -12,7 +12,6 @@ from collections import defaultdict
 from inspect import signature
 from itertools import product
 
-from joblib import Parallel, delayed
 from sklearn import model_selection as _sk
 from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.metrics._scorer import _MultimetricScorer
@@ -24,6 +23,7 @@ from sklearn.model_selection._validation import (
 )
 from sklearn.utils import indexable
 from sklearn.utils.metadata_routing import _routing_enabled
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params
 
 from ._shared import fit_and_score_group, plan_candidates, shareable_estimator
@@ -106,7 +106,8 @@ class _SharedWorkSearchMixin:
         all_params, all_out, all_more = [], [], defaultdict(list)
         results = {}
         # Threads: skgd's compiled passes release the GIL, and the shared
-        # steps' output then needs no copying between processes.
+        # steps' output then needs no copying between processes. scikit-learn's
+        # Parallel and delayed: the tasks see the caller's sklearn config.
         parallel = Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, prefer="threads")
         with parallel:
 
