@@ -21,7 +21,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler, StandardScaler
+from sklearn.preprocessing import KernelCenterer, MaxAbsScaler, StandardScaler
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
 from skgd._fit_many import fit_together
@@ -389,3 +389,12 @@ def test_parallel_tasks_see_the_callers_config(three_class):
     with config_context(assume_finite=True):
         GridSearchCV(pipe, {"clf__alpha": [1e-4, 1e-3]}, cv=3, n_jobs=2).fit(X, y)
     assert ConfigSeen.seen == [True] * 4
+
+
+@pytest.mark.parametrize("first", [KernelCenterer(), "passthrough"])
+def test_pairwise_first_step_replaced_splits_as_sklearn(first, three_class):
+    X, y = three_class
+    kernel = X[:150] @ X[:150].T
+    pipe = Pipeline([("center", first), ("clf", clf())])
+    grid = {"center": [KernelCenterer(), "passthrough"], "clf__alpha": [1e-4, 1e-3]}
+    fit_both(GridSearchCV, kernel, y[:150], pipe, grid, cv=3)

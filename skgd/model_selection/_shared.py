@@ -182,10 +182,7 @@ def fit_and_score_group(
     score_params = score_params or {}
     score_params_train = _check_method_params(X, params=score_params, indices=train)
     score_params_test = _check_method_params(X, params=score_params, indices=test)
-    X_train, y_train = _safe_split(base_estimator, X, y, train)
-    X_test, y_test = _safe_split(base_estimator, X, y, test, train)
     is_pipeline = isinstance(base_estimator, Pipeline)
-
     if verbose > 9:
         for index, params in candidates:
             _print_start(_progress(verbose, split_progress, (index, n_candidates)), params)
@@ -193,6 +190,11 @@ def fit_and_score_group(
     # _fit_and_score does: an invalid parameter raises whatever error_score.
     estimators = [clone(base_estimator).set_params(**clone(params, safe=False))
                   for _, params in candidates]
+    # Split as the candidates' own estimators would: a Pipeline is pairwise
+    # (kernel rows and columns both split) as its first step, which the
+    # candidates of a group share.
+    X_train, y_train = _safe_split(estimators[0], X, y, train)
+    X_test, y_test = _safe_split(estimators[0], X, y, test, train)
     start = time.time()
     prefix, Xt_train = None, X_train
     try:
