@@ -226,7 +226,11 @@ class GridSearchCV(_SharedWorkSearchMixin, _sk.GridSearchCV):
     among the candidates that shared them, and so is the transform of the
     test data. Shared steps assume deterministic fitting: a step with
     randomness and no fixed ``random_state`` is fitted once, not once per
-    candidate.
+    candidate. And estimators with ``random_state=None`` draw from NumPy's
+    global random state in another order (fold by fold, where scikit-learn
+    goes candidate by candidate): after ``np.random.seed`` alone, the
+    scores are reproducible but not scikit-learn's. Fixed ``random_state``
+    values (ints or ``RandomState`` instances) give scikit-learn's scores.
 
     Anything else is scikit-learn's search, unchanged: other estimators,
     candidates setting the Pipeline's own parameters (``steps``,
@@ -324,8 +328,8 @@ class RandomizedSearchCV(_SharedWorkSearchMixin, _sk.RandomizedSearchCV):
     CV fold, a Pipeline's earlier steps fitted once per distinct setting of
     their own parameters, and the final skgd estimators trained by one
     grouped call. Shared times are divided equally among the candidates
-    that shared them; what falls back to scikit-learn's own search is listed
-    in :class:`GridSearchCV`.
+    that shared them; what falls back to scikit-learn's own search, and
+    what unfixed random states change, are listed in :class:`GridSearchCV`.
 
     Parameters
     ----------
