@@ -398,3 +398,18 @@ def test_pairwise_first_step_replaced_splits_as_sklearn(first, three_class):
     pipe = Pipeline([("center", first), ("clf", clf())])
     grid = {"center": [KernelCenterer(), "passthrough"], "clf__alpha": [1e-4, 1e-3]}
     fit_both(GridSearchCV, kernel, y[:150], pipe, grid, cv=3)
+
+
+def test_steps_transforming_in_place_score_as_sklearn(regression):
+    # StandardScaler(copy=False) scales the data it is given in place: each
+    # candidate, scoring its Pipeline on raw data, must get data of its own.
+    X, y = regression
+    pipe = Pipeline([("scale", StandardScaler(copy=False)),
+                     ("reg", MinibatchSGDRegressor(max_iter=5, tol=None, random_state=0))])
+    grid = {"reg__alpha": [1e-4, 1e-3, 1e-2]}
+    for scoring in [None, lambda est, X, y: est.score(X, y)]:
+        ours, theirs = both(GridSearchCV, pipe, grid, cv=3, scoring=scoring,
+                            return_train_score=True)
+        ours.fit(X * 10 + 5, y)
+        theirs.fit(X * 10 + 5, y)
+        assert_same_search(ours, theirs)

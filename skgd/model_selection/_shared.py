@@ -13,11 +13,13 @@ import numbers
 import time
 import traceback
 
+import numpy as np
 from joblib import logger
 from sklearn.base import clone
 from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
 from sklearn.model_selection._validation import _score
 from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
 from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.validation import _check_method_params, _num_samples
 
@@ -158,10 +160,17 @@ def _transform_or_none(prefix, X):
     return X
 
 
-def _scored(estimator, final, X, Xt):
+def _scored(estimator, final, X, Xt, shared_steps):
     """What a scorer gets: the final step and the transformed data when
-    there are some, else the whole estimator and the raw data."""
-    return (estimator, X) if Xt is None else (final, Xt)
+    there are some, else the whole estimator and the raw data; a copy of
+    them if the estimator has shared earlier steps, which may transform in
+    place (``copy=False``): each of scikit-learn's candidates has its own
+    split, and the training one as its fit left it."""
+    if Xt is not None:
+        return final, Xt
+    if shared_steps:
+        return estimator, _safe_indexing(X, np.arange(_num_samples(X)))
+    return estimator, X
 
 
 def fit_and_score_group(
@@ -220,7 +229,8 @@ def fit_and_score_group(
     # Score the final steps on the transformed data, transformed once, unless
     # that cannot be done exactly; then each Pipeline scores the raw data.
     start = time.time()
-    shares_transform = prefix is not None and scores_transformed_data(scorer)
+    shared_steps = prefix is not None
+    shares_transform = shared_steps and scores_transformed_data(scorer)
     Xt_test = _transform_or_none(prefix, X_test) if shares_transform else None
     shared_score_time = (time.time() - start) / n
     # Not Xt_train: a step's fit_transform may differ from its transform
@@ -246,13 +256,13 @@ def fit_and_score_group(
             result["fit_error"] = None
             start = time.time()
             result["test_scores"] = _score(
-                *_scored(estimator, final, X_test, Xt_test), y_test, scorer,
+                *_scored(estimator, final, X_test, Xt_test, shared_steps), y_test, scorer,
                 score_params_test, error_score)
             result["score_time"] = time.time() - start + shared_score_time
             if return_train_score:
                 result["train_scores"] = _score(
-                    *_scored(estimator, final, X_train, Xt_train_again), y_train, scorer,
-                    score_params_train, error_score)
+                    *_scored(estimator, final, X_train, Xt_train_again, shared_steps),
+                    y_train, scorer, score_params_train, error_score)
         if verbose > 1:
             _print_end(verbose, progress, params, result, return_train_score)
         out.append((index, result))
