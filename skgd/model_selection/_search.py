@@ -264,7 +264,8 @@ class GridSearchCV(_SharedWorkSearchMixin, _sk.GridSearchCV):
         The splitting strategy; None is 5-fold (stratified for classifiers).
     verbose : int, default=0
         Above 0, the number of fits; above 1, one line per fit; above 2, its
-        score.
+        score; above 9, a line as each fit starts (a group's candidates all
+        start together).
     pre_dispatch : int or str, default='2*n_jobs'
         The number of tasks dispatched ahead in parallel runs.
     error_score : 'raise' or numeric, default=np.nan

@@ -146,11 +146,11 @@ def _print_end(verbose, progress, params, result, return_train_score):
 
 
 def _transform_or_none(prefix, X):
-    """``X`` through the fitted earlier steps, as a whole Pipeline's predict
-    or score passes it (not ``prefix.transform``: that checks the prefix's
-    own last step is fitted, which a stateless one never looks), or None if
-    a step raises: each candidate's Pipeline then meets the error when
-    scored, as in scikit-learn."""
+    """``X`` through the fitted earlier steps, step by step as a whole
+    Pipeline's predict or score passes it (``prefix.transform`` would first
+    check its own last step looks fitted, which a stateless step never
+    does), or None if a step raises: each candidate's Pipeline then meets
+    the error when scored, as in scikit-learn."""
     try:
         for _, step in prefix.steps:
             if step is not None and step != "passthrough":
@@ -162,10 +162,10 @@ def _transform_or_none(prefix, X):
 
 def _scored(estimator, final, X, Xt, shared_steps):
     """What a scorer gets: the final step and the transformed data when
-    there are some, else the whole estimator and the raw data; a copy of
-    them if the estimator has shared earlier steps, which may transform in
-    place (``copy=False``): each of scikit-learn's candidates has its own
-    split, and the training one as its fit left it."""
+    there are some, else the whole estimator and the raw data, copied if
+    the estimator has shared earlier steps, which may transform in place
+    (``copy=False``): each of scikit-learn's candidates has its own split,
+    the training one as its own fit left it."""
     if Xt is not None:
         return final, Xt
     if shared_steps:
