@@ -6,19 +6,22 @@ split's score, the ranks, the best candidate and the refitted estimator.
 Small real data sets keep the file at about a minute once compiled.
 """
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.stats import loguniform
-from sklearn import config_context
+from sklearn import config_context, get_config
 from sklearn import model_selection as sk
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.exceptions import FitFailedWarning
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler, StandardScaler
+from sklearn.preprocessing import KernelCenterer, MaxAbsScaler, StandardScaler
 
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
 from skgd._fit_many import fit_together
@@ -274,3 +277,139 @@ def test_fit_together_returns_fitted_estimators_or_errors(binary):
     assert isinstance(results[1], ValueError)
     expected = clf(alpha=1e-3).fit(X, y)
     np.testing.assert_array_equal(results[2].coef_, expected.coef_)
+
+
+class CrossFitted(TransformerMixin, BaseEstimator):
+    """A transformer whose fit_transform is not its transform (as
+    TargetEncoder's cross-fitting): only transform negates the data."""
+
+    def fit(self, X, y=None):
+        self.fitted_ = True
+        return self
+
+    def fit_transform(self, X, y=None):
+        return np.asarray(self.fit(X).fitted_ and X)
+
+    def transform(self, X):
+        return -np.asarray(X)
+
+
+class Stateless(TransformerMixin, BaseEstimator):
+    """A transformer learning nothing (so never looking fitted), counting
+    the rows it transforms."""
+
+    rows = []
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        Stateless.rows.append(len(X))
+        return np.asarray(X) ** 3
+
+
+def test_stateless_step_transforms_test_data_once_per_fold(three_class):
+    X, y = three_class
+    pipe = Pipeline([("cube", Stateless()), ("clf", clf())])
+    ours, theirs = both(GridSearchCV, pipe, {"clf__alpha": [1e-4, 1e-3, 1e-2]}, cv=3)
+    Stateless.rows.clear()
+    ours.fit(X, y)
+    # Per fold: the training data (fit_transform) and the test data, once.
+    assert sorted(Stateless.rows[:-1]) == [100] * 3 + [200] * 3
+    theirs.fit(X, y)
+    assert_same_search(ours, theirs)
+
+
+def test_train_scores_transform_training_data_as_pipeline_score(three_class):
+    X, y = three_class
+    pipe = Pipeline([("cross", CrossFitted()), ("clf", clf())])
+    fit_both(GridSearchCV, X, y, pipe, {"clf__alpha": [1e-4, 1e-2]}, cv=3,
+             return_train_score=True, scoring=["accuracy", "f1_macro"], refit="accuracy")
+
+
+def printed_lines(search, X, y, capsys):
+    """The lines a search's fit prints, times dropped, in sorted order."""
+    capsys.readouterr()
+    search.fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    return sorted(re.sub(r"total( time)?=.*", "", line) for line in lines)
+
+
+@pytest.mark.parametrize("verbose", [2, 10])
+def test_verbose_lines_equal_sklearn(verbose, three_class, capsys):
+    X, y = three_class
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", clf())], verbose=verbose > 2)
+    grid = {"scale__with_mean": [True, False], "clf__alpha": [1e-4, 1e-2]}
+    ours, theirs = both(GridSearchCV, pipe, grid, cv=2, verbose=verbose, return_train_score=True)
+    assert printed_lines(ours, X, y, capsys) == printed_lines(theirs, X, y, capsys)
+
+
+@pytest.mark.parametrize("bad", ["clf__bogus", "scale__bogus"])
+def test_invalid_parameter_name_raises_whatever_error_score(bad, three_class):
+    X, y = three_class
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", clf())])
+    grid = [{"clf__alpha": [1e-4]}, {bad: [1]}]
+    for search in both(GridSearchCV, pipe, grid, cv=2, error_score=np.nan):
+        with pytest.raises(ValueError, match="^Invalid parameter 'bogus'"):
+            search.fit(X, y)
+    with pytest.raises(ValueError, match="^Invalid parameter 'bogus'"):
+        GridSearchCV(clf(), {"bogus": [1]}, cv=2).fit(X, y)
+
+
+def test_no_candidates_raises_as_sklearn(three_class):
+    X, y = three_class
+
+    def run_search(self, evaluate_candidates, callback_ctx=None):
+        evaluate_candidates([])
+
+    for search in both(GridSearchCV, clf(), {"alpha": [1e-4]}, cv=2):
+        subclass = type("Empty", (type(search),), {"_run_search": run_search})
+        with pytest.raises(ValueError, match="No fits were performed"):
+            subclass(clf(), {"alpha": [1e-4]}, cv=2).fit(X, y)
+
+
+class ConfigSeen(TransformerMixin, BaseEstimator):
+    """Records the scikit-learn config its fit sees."""
+
+    seen = []
+
+    def fit(self, X, y=None):
+        ConfigSeen.seen.append(get_config()["assume_finite"])
+        self.fitted_ = True
+        return self
+
+    def transform(self, X):
+        return X
+
+
+def test_parallel_tasks_see_the_callers_config(three_class):
+    X, y = three_class
+    pipe = Pipeline([("seen", ConfigSeen()), ("clf", clf())])
+    ConfigSeen.seen.clear()
+    with config_context(assume_finite=True):
+        GridSearchCV(pipe, {"clf__alpha": [1e-4, 1e-3]}, cv=3, n_jobs=2).fit(X, y)
+    assert ConfigSeen.seen == [True] * 4
+
+
+@pytest.mark.parametrize("first", [KernelCenterer(), "passthrough"])
+def test_pairwise_first_step_replaced_splits_as_sklearn(first, three_class):
+    X, y = three_class
+    kernel = X[:150] @ X[:150].T
+    pipe = Pipeline([("center", first), ("clf", clf())])
+    grid = {"center": [KernelCenterer(), "passthrough"], "clf__alpha": [1e-4, 1e-3]}
+    fit_both(GridSearchCV, kernel, y[:150], pipe, grid, cv=3)
+
+
+def test_steps_transforming_in_place_score_as_sklearn(regression):
+    # StandardScaler(copy=False) scales the data it is given in place: each
+    # candidate, scoring its Pipeline on raw data, must get data of its own.
+    X, y = regression
+    pipe = Pipeline([("scale", StandardScaler(copy=False)),
+                     ("reg", MinibatchSGDRegressor(max_iter=5, tol=None, random_state=0))])
+    grid = {"reg__alpha": [1e-4, 1e-3, 1e-2]}
+    for scoring in [None, lambda est, X, y: est.score(X, y)]:
+        ours, theirs = both(GridSearchCV, pipe, grid, cv=3, scoring=scoring,
+                            return_train_score=True)
+        ours.fit(X * 10 + 5, y)
+        theirs.fit(X * 10 + 5, y)
+        assert_same_search(ours, theirs)

@@ -12,7 +12,6 @@ from collections import defaultdict
 from inspect import signature
 from itertools import product
 
-from joblib import Parallel, delayed
 from sklearn import model_selection as _sk
 from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.metrics._scorer import _MultimetricScorer
@@ -24,6 +23,7 @@ from sklearn.model_selection._validation import (
 )
 from sklearn.utils import indexable
 from sklearn.utils.metadata_routing import _routing_enabled
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params
 
 from ._shared import fit_and_score_group, plan_candidates, shareable_estimator
@@ -106,7 +106,8 @@ class _SharedWorkSearchMixin:
         all_params, all_out, all_more = [], [], defaultdict(list)
         results = {}
         # Threads: skgd's compiled passes release the GIL, and the shared
-        # steps' output then needs no copying between processes.
+        # steps' output then needs no copying between processes. scikit-learn's
+        # Parallel and delayed: the tasks see the caller's sklearn config.
         parallel = Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, prefer="threads")
         with parallel:
 
@@ -178,8 +179,9 @@ class _SharedWorkSearchMixin:
         for (split_idx, (train, test)), (prefix_params, indices) in product(
                 enumerate(splits), groups):
             tasks.append(delayed(fit_and_score_group)(
-                base_estimator, X, y, train=train, test=test, split_idx=split_idx,
-                n_splits=n_splits, prefix_params=prefix_params,
+                base_estimator, X, y, train=train, test=test,
+                split_progress=(split_idx, n_splits), n_candidates=n_candidates,
+                prefix_params=prefix_params,
                 candidates=[(i, candidate_params[i]) for i in indices], **kwargs))
         keys = []
         caller = {"caller": self} if _FIT_AND_SCORE_TAKES_CALLER else {}
@@ -224,12 +226,16 @@ class GridSearchCV(_SharedWorkSearchMixin, _sk.GridSearchCV):
     among the candidates that shared them, and so is the transform of the
     test data. Shared steps assume deterministic fitting: a step with
     randomness and no fixed ``random_state`` is fitted once, not once per
-    candidate.
+    candidate. And estimators with ``random_state=None`` draw from NumPy's
+    global random state in another order (fold by fold, where scikit-learn
+    goes candidate by candidate): after ``np.random.seed`` alone, the
+    scores are reproducible but not scikit-learn's. Fixed ``random_state``
+    values (ints or ``RandomState`` instances) give scikit-learn's scores.
 
     Anything else is scikit-learn's search, unchanged: other estimators,
     candidates setting the Pipeline's own parameters (``steps``,
     ``memory``, ...) or replacing its final step (evaluated one by one,
-    within the same search), a Pipeline with ``memory`` or
+    within the same search), a Pipeline with ``memory``, ``verbose`` or
     ``transform_input``, fit parameters other than ``sample_weight`` for a
     bare skgd estimator, metadata routing enabled, and callbacks set with
     ``set_callbacks``. With a callable ``scoring``, a Pipeline's
@@ -258,7 +264,8 @@ class GridSearchCV(_SharedWorkSearchMixin, _sk.GridSearchCV):
         The splitting strategy; None is 5-fold (stratified for classifiers).
     verbose : int, default=0
         Above 0, the number of fits; above 1, one line per fit; above 2, its
-        score.
+        score; above 9, a line as each fit starts (a group's candidates all
+        start together).
     pre_dispatch : int or str, default='2*n_jobs'
         The number of tasks dispatched ahead in parallel runs.
     error_score : 'raise' or numeric, default=np.nan
@@ -322,8 +329,8 @@ class RandomizedSearchCV(_SharedWorkSearchMixin, _sk.RandomizedSearchCV):
     CV fold, a Pipeline's earlier steps fitted once per distinct setting of
     their own parameters, and the final skgd estimators trained by one
     grouped call. Shared times are divided equally among the candidates
-    that shared them; what falls back to scikit-learn's own search is listed
-    in :class:`GridSearchCV`.
+    that shared them; what falls back to scikit-learn's own search, and
+    what unfixed random states change, are listed in :class:`GridSearchCV`.
 
     Parameters
     ----------

@@ -13,11 +13,13 @@ import numbers
 import time
 import traceback
 
+import numpy as np
 from joblib import logger
 from sklearn.base import clone
 from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
 from sklearn.model_selection._validation import _score
 from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
 from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.validation import _check_method_params, _num_samples
 
@@ -26,19 +28,18 @@ from .._classifier import MinibatchSGDClassifier
 from .._regressor import MinibatchSGDRegressor
 
 _SKGD_ESTIMATORS = (MinibatchSGDClassifier, MinibatchSGDRegressor)
-# Pipeline-level parameters: a candidate setting one of these is evaluated
-# by scikit-learn's own per-candidate path, as is one replacing the final step.
-_PIPELINE_OWN_PARAMS = ("steps", "memory", "verbose", "transform_input")
 
 
 def shareable_estimator(estimator):
     """Whether the search can share work for ``estimator``: a skgd estimator,
-    or a plain Pipeline (no caching memory, no transformed inputs) ending in one."""
+    or a plain Pipeline (no caching memory, no transformed inputs, no
+    messages of its own steps' fits) ending in one."""
     if isinstance(estimator, _SKGD_ESTIMATORS):
         return True
     if type(estimator) is not Pipeline or not estimator.steps:
         return False
-    if estimator.memory is not None or getattr(estimator, "transform_input", None):
+    if (estimator.memory is not None or estimator.verbose
+            or getattr(estimator, "transform_input", None)):
         return False
     return isinstance(estimator.steps[-1][1], _SKGD_ESTIMATORS)
 
@@ -62,7 +63,7 @@ def plan_candidates(estimator, candidate_params):
     indices scikit-learn's ``_fit_and_score`` evaluates one by one.
     """
     if not isinstance(estimator, Pipeline):
-        return [({}, list(range(len(candidate_params))))], []
+        return ([({}, list(range(len(candidate_params))))] if candidate_params else []), []
     names = [name for name, _ in estimator.steps]
     last, prefix_names = names[-1], set(names[:-1])
     groups, fallback = {}, []
@@ -102,11 +103,30 @@ def _format_exception(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-def _print_end(verbose, params, split_idx, n_splits, result, return_train_score):
+def _progress(verbose, split_progress, candidate_progress):
+    """The "[CV 1/5; 2/4]" part of scikit-learn's ``_fit_and_score`` lines."""
+    if verbose <= 2:
+        return ""
+    progress = f" {split_progress[0] + 1}/{split_progress[1]}"
+    if verbose > 9:
+        progress += f"; {candidate_progress[0] + 1}/{candidate_progress[1]}"
+    return progress
+
+
+def _params_msg(params):
+    return ", ".join(f"{k}={params[k]}" for k in sorted(params))
+
+
+def _print_start(progress, params):
+    """The "[CV] START ..." line scikit-learn's ``_fit_and_score`` prints."""
+    start_msg = f"[CV{progress}] START {_params_msg(params)}"
+    print(f"{start_msg}{(80 - len(start_msg)) * '.'}")
+
+
+def _print_end(verbose, progress, params, result, return_train_score):
     """The "[CV] END ..." line scikit-learn's ``_fit_and_score`` prints."""
-    progress = f" {split_idx + 1}/{n_splits}" if verbose > 2 else ""
     end_msg = f"[CV{progress}] END "
-    params_msg = ", ".join(f"{k}={params[k]}" for k in sorted(params))
+    params_msg = _params_msg(params)
     result_msg = params_msg + (";" if params_msg else "")
     test, train = result["test_scores"], result.get("train_scores")
     if verbose > 2:
@@ -125,8 +145,36 @@ def _print_end(verbose, params, split_idx, n_splits, result, return_train_score)
     print(end_msg + "." * (80 - len(end_msg) - len(result_msg)) + result_msg)
 
 
+def _transform_or_none(prefix, X):
+    """``X`` through the fitted earlier steps, step by step as a whole
+    Pipeline's predict or score passes it (``prefix.transform`` would first
+    check its own last step looks fitted, which a stateless step never
+    does), or None if a step raises: each candidate's Pipeline then meets
+    the error when scored, as in scikit-learn."""
+    try:
+        for _, step in prefix.steps:
+            if step is not None and step != "passthrough":
+                X = step.transform(X)
+    except Exception:  # noqa: BLE001 - met again by each candidate's scorer
+        return None
+    return X
+
+
+def _scored(estimator, final, X, Xt, shared_steps):
+    """What a scorer gets: the final step and the transformed data when
+    there are some, else the whole estimator and the raw data, copied if
+    the estimator has shared earlier steps, which may transform in place
+    (``copy=False``): each of scikit-learn's candidates has its own split,
+    the training one as its own fit left it."""
+    if Xt is not None:
+        return final, Xt
+    if shared_steps:
+        return estimator, _safe_indexing(X, np.arange(_num_samples(X)))
+    return estimator, X
+
+
 def fit_and_score_group(
-    base_estimator, X, y, *, train, test, split_idx, n_splits, prefix_params,
+    base_estimator, X, y, *, train, test, split_progress, n_candidates, prefix_params,
     candidates, scorer, fit_params, score_params, return_train_score,
     error_score, verbose,
 ):
@@ -143,10 +191,19 @@ def fit_and_score_group(
     score_params = score_params or {}
     score_params_train = _check_method_params(X, params=score_params, indices=train)
     score_params_test = _check_method_params(X, params=score_params, indices=test)
-    X_train, y_train = _safe_split(base_estimator, X, y, train)
-    X_test, y_test = _safe_split(base_estimator, X, y, test, train)
     is_pipeline = isinstance(base_estimator, Pipeline)
-
+    if verbose > 9:
+        for index, params in candidates:
+            _print_start(_progress(verbose, split_progress, (index, n_candidates)), params)
+    # Set before fitting, outside the error handling, as scikit-learn's
+    # _fit_and_score does: an invalid parameter raises whatever error_score.
+    estimators = [clone(base_estimator).set_params(**clone(params, safe=False))
+                  for _, params in candidates]
+    # Split as the candidates' own estimators would: a Pipeline is pairwise
+    # (kernel rows and columns both split) as its first step, which the
+    # candidates of a group share.
+    X_train, y_train = _safe_split(estimators[0], X, y, train)
+    X_test, y_test = _safe_split(estimators[0], X, y, test, train)
     start = time.time()
     prefix, Xt_train = None, X_train
     try:
@@ -155,14 +212,10 @@ def fit_and_score_group(
             shared = clone(base_estimator).set_params(**clone(prefix_params, safe=False))
             prefix = Pipeline(shared.steps[:-1])
             Xt_train = prefix.fit_transform(X_train, y_train)
-        estimators = []
-        for _, params in candidates:
-            estimator = clone(base_estimator).set_params(**clone(params, safe=False))
-            if prefix is not None:
+            for estimator in estimators:
                 # The candidate's own earlier steps are never fitted: the
                 # shared ones stand in, fitted with the same settings.
                 estimator.steps = prefix.steps + [estimator.steps[-1]]
-            estimators.append(estimator)
         finals = [e.steps[-1][1] if is_pipeline else e for e in estimators]
         fitted = _fit_many.fit_together(
             finals, Xt_train, y_train, sample_weight=fit_params.get("sample_weight"))
@@ -170,24 +223,26 @@ def fit_and_score_group(
         if error_score == "raise":
             raise
         # The shared steps failed: so would every candidate's Pipeline.fit.
-        fitted, estimators, finals = [exc] * n, [None] * n, [None] * n
+        fitted, estimators, finals, prefix = [exc] * n, [None] * n, [None] * n, None
     fit_time = (time.time() - start) / n
 
-    # Score the final steps on the transformed test data, transformed once,
-    # unless that cannot be done exactly; then each Pipeline scores raw data.
+    # Score the final steps on the transformed data, transformed once, unless
+    # that cannot be done exactly; then each Pipeline scores the raw data.
     start = time.time()
-    transformed = False
-    if prefix is not None and scores_transformed_data(scorer):
-        try:
-            Xt_test = prefix.transform(X_test)
-            transformed = True
-        except Exception:  # noqa: BLE001 - each candidate's scorer meets it again below
-            pass
+    shared_steps = prefix is not None
+    shares_transform = shared_steps and scores_transformed_data(scorer)
+    Xt_test = _transform_or_none(prefix, X_test) if shares_transform else None
     shared_score_time = (time.time() - start) / n
+    # Not Xt_train: a step's fit_transform may differ from its transform
+    # (TargetEncoder cross-fits), and a Pipeline's score transforms.
+    Xt_train_again = None
+    if shares_transform and return_train_score:
+        Xt_train_again = _transform_or_none(prefix, X_train)
 
     out = []
     rows = zip(candidates, estimators, finals, fitted, strict=True)
     for (index, params), estimator, final, item in rows:
+        progress = _progress(verbose, split_progress, (index, n_candidates))
         result = {"n_test_samples": _num_samples(X_test), "fit_time": fit_time}
         if isinstance(item, BaseException):
             if error_score == "raise":
@@ -200,18 +255,16 @@ def fit_and_score_group(
         else:
             result["fit_error"] = None
             start = time.time()
-            if transformed:
-                target, data_test, data_train = final, Xt_test, Xt_train
-            else:
-                target, data_test, data_train = estimator, X_test, X_train
             result["test_scores"] = _score(
-                target, data_test, y_test, scorer, score_params_test, error_score)
+                *_scored(estimator, final, X_test, Xt_test, shared_steps), y_test, scorer,
+                score_params_test, error_score)
             result["score_time"] = time.time() - start + shared_score_time
             if return_train_score:
                 result["train_scores"] = _score(
-                    target, data_train, y_train, scorer, score_params_train, error_score)
+                    *_scored(estimator, final, X_train, Xt_train_again, shared_steps),
+                    y_train, scorer, score_params_train, error_score)
         if verbose > 1:
-            _print_end(verbose, params, split_idx, n_splits, result, return_train_score)
+            _print_end(verbose, progress, params, result, return_train_score)
         out.append((index, result))
     return out
 
