@@ -1,6 +1,8 @@
 """What training tells the user: the lines ``verbose`` prints (one per
 epoch, one when training stops) and warnings attributed to the user's line."""
 
+import contextlib
+import contextvars
 import functools
 import os
 import sys
@@ -96,12 +98,37 @@ def _in_library(filename, prefixes, stdlib):
     return filename.startswith(stdlib) and not filename.startswith(_site_prefixes())
 
 
-def warn_user(message, category):
-    """``warnings.warn`` attributed to the user's line: the first frame
+# A search (skgd.model_selection) trains many candidates and gives one
+# warning for all of them: while it trains, what :func:`warn_user` would say
+# is collected instead, in the search's own context (contextvars: each
+# thread of a parallel search collects its own).
+_collector = contextvars.ContextVar("skgd_collected_warnings", default=None)
+
+
+@contextlib.contextmanager
+def collecting_warnings():
+    """Within the block, collect what :func:`warn_user` would warn (in this
+    thread) instead of warning; yields the list, of ``(source, message,
+    category)`` items, ``source`` the estimator the warning is about."""
+    found = []
+    token = _collector.set(found)
+    try:
+        yield found
+    finally:
+        _collector.reset(token)
+
+
+def warn_user(message, category, source=None):
+    """``warnings.warn`` attributed to the user's line (or, inside
+    :func:`collecting_warnings`, collected with ``source``): the first frame
     outside skgd, and past scikit-learn's, joblib's and the standard
     library's frames above it when the stack leads out of them (a Pipeline
     or a GridSearchCV called by the user); else (a worker process or
     thread, whose stack ends inside those) the first frame outside skgd."""
+    collector = _collector.get()
+    if collector is not None:
+        collector.append((source, message, category))
+        return
     prefixes, stdlib = _library_prefixes()
     frame, level = sys._getframe(0), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(

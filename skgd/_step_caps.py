@@ -186,7 +186,7 @@ def warn_if_capped(est, memo, state, hyper, diverged=None, stream=False):
     room = min(after / before for _, before, after in cut)
     limit = schedule.cap_limit(room, asked, m, est.eta0)
     warn_user(f"{head} {cap_advice(est, state, m, limit)} (See the user guide, "
-               "'Batch size and step size'.)", StepCapWarning)
+               "'Batch size and step size'.)", StepCapWarning, source=est)
 
 def cap_advice(est, state, batch_size, limit):
     """What would let the steps asked for be taken, from what sets the cap:

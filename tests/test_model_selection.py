@@ -59,8 +59,14 @@ def sms():
 def assert_same_search(ours, theirs):
     """Every score, rank and best_* attribute of two fitted searches equal."""
     a, b = ours.cv_results_, theirs.cv_results_
-    assert a.keys() == b.keys()
-    for key in b:
+    # skgd's one addition, when it shared work: which candidates' steps the cap shortened
+    extra = {"step_capped"}
+    assert a.keys() - extra == b.keys() - extra
+    if "step_capped" in a:
+        assert a["step_capped"].dtype == bool and a["step_capped"].shape == (len(b["params"]),)
+    if "step_capped" in b:
+        assert list(a["step_capped"]) == list(b["step_capped"])
+    for key in b.keys() - extra:
         if key == "params":
             assert a[key] == b[key]
             continue
@@ -413,3 +419,36 @@ def test_steps_transforming_in_place_score_as_sklearn(regression):
         ours.fit(X * 10 + 5, y)
         theirs.fit(X * 10 + 5, y)
         assert_same_search(ours, theirs)
+
+
+def test_one_step_cap_warning_for_the_whole_search(binary):
+    """Each fit whose steps the cap shortens warns; a search warns once, naming
+    the candidates, and cv_results_['step_capped'] says which: those whose
+    fits on the folds warn when run one by one."""
+    import warnings
+
+    from skgd import StepCapWarning
+
+    X, y = binary
+    est = MinibatchSGDClassifier(loss="log_loss", learning_rate="constant", alpha=1e-5,
+                                 max_iter=3, tol=None, random_state=0)
+    grid = {"eta0": [1e-3, 1.0, 10.0], "batch_size": [1, 32]}
+    cv = list(KFold(3).split(X))
+    alone = []
+    for params in sk.ParameterGrid(grid):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            for train, _ in cv:
+                est.set_params(**params)
+                type(est)(**est.get_params()).fit(X[train], y[train])
+        alone.append(any(issubclass(w.category, StepCapWarning) for w in said))
+    assert 0 < sum(alone) < len(alone)  # the grid has both kinds
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        search = GridSearchCV(est.set_params(eta0=1e-3, batch_size=1), grid, cv=cv,
+                              refit=False).fit(X, y)
+    caps = [w for w in said if issubclass(w.category, StepCapWarning)]
+    assert len(caps) == 1, [str(w.message)[:80] for w in caps]
+    assert search.cv_results_["step_capped"].tolist() == alone
+    assert f"steps of {sum(alone)} of {len(alone)} candidates" in str(caps[0].message)
+    assert_same_search(search, sk.GridSearchCV(est, grid, cv=cv, refit=False).fit(X, y))

@@ -12,6 +12,7 @@ from collections import defaultdict
 from inspect import signature
 from itertools import product
 
+import numpy as np
 from sklearn import model_selection as _sk
 from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.metrics._scorer import _MultimetricScorer
@@ -26,6 +27,8 @@ from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params
 
+from .._report import collecting_warnings, warn_user
+from ..exceptions import StepCapWarning
 from ._shared import fit_and_score_group, plan_candidates, shareable_estimator
 
 # scikit-learn 1.9 passes the search to _fit_and_score (for callbacks).
@@ -103,7 +106,7 @@ class _SharedWorkSearchMixin:
             return_train_score=self.return_train_score, error_score=self.error_score,
             verbose=self.verbose,
         )
-        all_params, all_out, all_more = [], [], defaultdict(list)
+        all_params, all_out, all_more, all_notes = [], [], defaultdict(list), []
         results = {}
         # Threads: skgd's compiled passes release the GIL, and the shared
         # steps' output then needs no copying between processes. scikit-learn's
@@ -123,6 +126,8 @@ class _SharedWorkSearchMixin:
                         f"Expected {self.n_splits_} splits, got {len(splits)}")
                 out = self._evaluate(parallel, base_estimator, X, y, candidate_params,
                                      splits, kwargs)
+                # (skgd's own field, kept out of what scikit-learn formats)
+                all_notes.extend(o.pop("step_cap_note", None) for o in out)
                 if not out:
                     raise ValueError("No fits were performed. Was the CV iterator empty? "
                                      "Were there no candidates?")
@@ -151,17 +156,22 @@ class _SharedWorkSearchMixin:
             if not callable(self.refit):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
+        refit_notes = []
         if self.refit:
             self.best_estimator_ = clone(base_estimator).set_params(
                 **clone(self.best_params_, safe=False))
             start = time.time()
             fit_args = (X,) if y is None else (X, y)
-            self.best_estimator_.fit(*fit_args, **routed_params.estimator.fit)
+            with collecting_warnings() as refit_notes:
+                self.best_estimator_.fit(*fit_args, **routed_params.estimator.fit)
             self.refit_time_ = time.time() - start
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
         self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
+        results["step_capped"] = _step_capped(all_notes, len(all_params), self.n_splits_)
         self.cv_results_ = results
+        _warn_step_caps(results, [note for note in all_notes if note],
+                        [message for _, message, _ in refit_notes])
         if root_ctx is not None:
             root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y)
         return self
@@ -409,3 +419,28 @@ class RandomizedSearchCV(_SharedWorkSearchMixin, _sk.RandomizedSearchCV):
     >>> search.fit(X, y).best_index_  # doctest: +SKIP
     2
     """
+
+
+def _step_capped(notes, n_candidates, n_splits):
+    """Whether the step cap shortened a candidate's steps in one of its fits
+    (``notes``, each fit's note or None, candidate-major as scikit-learn
+    orders the fits)."""
+    return np.array([any(notes[c * n_splits + s] for s in range(n_splits))
+                     for c in range(n_candidates)], dtype=bool)
+
+
+def _warn_step_caps(results, cv_notes, refit_notes):
+    """One :class:`~skgd.StepCapWarning` for the whole search (each fit gives
+    its own: a search of many candidates gave dozens), naming the candidates
+    whose steps the cap shortened, with the first fit's words."""
+    capped = np.flatnonzero(results["step_capped"])
+    if capped.size:
+        shown = ", ".join(repr(results["params"][c]) for c in capped[:3])
+        more = f" and {capped.size - 3} more" if capped.size > 3 else ""
+        refit = ", and of the refit" if refit_notes else ""
+        warn_user(f"The step cap shortened the steps of {capped.size} of "
+                  f"{len(results['params'])} candidates of this search ({shown}{more}; "
+                  f"cv_results_['step_capped'] says which{refit}): their runs differ from "
+                  f"scikit-learn's. The first: {cv_notes[0]}", StepCapWarning)
+    elif refit_notes:
+        warn_user(refit_notes[0], StepCapWarning)

@@ -26,6 +26,7 @@ from sklearn.utils.validation import _check_method_params, _num_samples
 from .. import _fit_many
 from .._classifier import MinibatchSGDClassifier
 from .._regressor import MinibatchSGDRegressor
+from .._report import collecting_warnings
 
 _SKGD_ESTIMATORS = (MinibatchSGDClassifier, MinibatchSGDRegressor)
 
@@ -205,7 +206,7 @@ def fit_and_score_group(
     X_train, y_train = _safe_split(estimators[0], X, y, train)
     X_test, y_test = _safe_split(estimators[0], X, y, test, train)
     start = time.time()
-    prefix, Xt_train = None, X_train
+    prefix, Xt_train, notes = None, X_train, {}
     try:
         if is_pipeline and len(base_estimator.steps) > 1:
             # The earlier steps, fitted exactly as Pipeline.fit fits them.
@@ -217,8 +218,11 @@ def fit_and_score_group(
                 # shared ones stand in, fitted with the same settings.
                 estimator.steps = prefix.steps + [estimator.steps[-1]]
         finals = [e.steps[-1][1] if is_pipeline else e for e in estimators]
-        fitted = _fit_many.fit_together(
-            finals, Xt_train, y_train, sample_weight=fit_params.get("sample_weight"))
+        # (the search gives one StepCapWarning for all its candidates)
+        with collecting_warnings() as said:
+            fitted = _fit_many.fit_together(
+                finals, Xt_train, y_train, sample_weight=fit_params.get("sample_weight"))
+        notes = {id(source): message for source, message, _ in reversed(said)}
     except Exception as exc:
         if error_score == "raise":
             raise
@@ -243,7 +247,8 @@ def fit_and_score_group(
     rows = zip(candidates, estimators, finals, fitted, strict=True)
     for (index, params), estimator, final, item in rows:
         progress = _progress(verbose, split_progress, (index, n_candidates))
-        result = {"n_test_samples": _num_samples(X_test), "fit_time": fit_time}
+        result = {"n_test_samples": _num_samples(X_test), "fit_time": fit_time,
+                  "step_cap_note": notes.get(id(final))}
         if isinstance(item, BaseException):
             if error_score == "raise":
                 raise item
