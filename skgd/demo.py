@@ -64,9 +64,9 @@ def main():
         print()
     print("accuracy = mean test accuracy over 20 shuffling seeds; "
           "ratio = skgd fit time / SGDClassifier fit time (lower is faster)")
-    print(f"compiling (or loading from the disk cache) skgd's passes took "
-          f"{compile_seconds():.2f} s apart from the fit times above: once per "
-          "configuration and machine, see `python -m skgd.compile`.")
+    print(f"compiling skgd's passes took {compile_seconds():.2f} s, apart from the fit "
+          "times above: once per configuration and machine (then cached on disk), "
+          "see `python -m skgd.compile`.")
 
 
 if __name__ == "__main__":
