@@ -288,7 +288,8 @@ class GridSearchCV(_SharedWorkSearchMixin, _sk.GridSearchCV):
     ----------
     cv_results_ : dict of numpy (masked) ndarrays
         Per-candidate scores, ranks, times and parameters, as in
-        scikit-learn.
+        scikit-learn; plus ``step_capped`` (when work was shared): whether
+        the step cap shortened the candidate's steps in one of its fits.
     best_estimator_ : estimator
         The best candidate refitted on the whole data (if ``refit``).
     best_score_ : float
@@ -377,7 +378,9 @@ class RandomizedSearchCV(_SharedWorkSearchMixin, _sk.RandomizedSearchCV):
     Attributes
     ----------
     cv_results_ : dict of numpy (masked) ndarrays
-        Per-candidate scores, ranks, times and parameters.
+        Per-candidate scores, ranks, times and parameters, as in
+        scikit-learn; plus ``step_capped`` (when work was shared): whether
+        the step cap shortened the candidate's steps in one of its fits.
     best_estimator_ : estimator
         The best candidate refitted on the whole data (if ``refit``).
     best_score_ : float
