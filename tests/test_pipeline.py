@@ -13,6 +13,7 @@ from sklearn.preprocessing import MaxAbsScaler, Normalizer, StandardScaler
 import skgd.model_selection
 from skgd import MinibatchSGDClassifier, MinibatchSGDRegressor
 from skgd.datasets import load_sms_spam
+from skgd.model_selection._shared import shareable_estimator
 from skgd.pipeline import Pipeline, make_pipeline
 
 N_FEATURES = 2**18
@@ -206,6 +207,8 @@ def test_grid_search_over_the_pipeline(sms, search):
     texts, y, _ = sms
     pipe = make_pipeline(HashingVectorizer(n_features=2**12), clf())
     grid = {"minibatchsgdclassifier__alpha": [1e-4, 1e-2]}
+    # skgd's search shares work for it as for scikit-learn's Pipeline
+    assert shareable_estimator(pipe)
     found = search(pipe, grid, cv=2).fit(texts, y)
     expected = GridSearchCV(SkPipeline(pipe.steps), grid, cv=2).fit(texts, y)
     np.testing.assert_array_equal(found.cv_results_["mean_test_score"],

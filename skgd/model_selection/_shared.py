@@ -27,6 +27,7 @@ from .. import _fit_many
 from .._classifier import MinibatchSGDClassifier
 from .._regressor import MinibatchSGDRegressor
 from .._report import collecting_warnings
+from ..pipeline import Pipeline as _OnlinePipeline
 
 _SKGD_ESTIMATORS = (MinibatchSGDClassifier, MinibatchSGDRegressor)
 
@@ -34,10 +35,12 @@ _SKGD_ESTIMATORS = (MinibatchSGDClassifier, MinibatchSGDRegressor)
 def shareable_estimator(estimator):
     """Whether the search can share work for ``estimator``: a skgd estimator,
     or a plain Pipeline (no caching memory, no transformed inputs, no
-    messages of its own steps' fits) ending in one."""
+    messages of its own steps' fits) ending in one. skgd.pipeline's Pipeline
+    counts as plain: it adds partial_fit and fits, predicts and scores as
+    scikit-learn's does."""
     if isinstance(estimator, _SKGD_ESTIMATORS):
         return True
-    if type(estimator) is not Pipeline or not estimator.steps:
+    if type(estimator) not in (Pipeline, _OnlinePipeline) or not estimator.steps:
         return False
     if (estimator.memory is not None or estimator.verbose
             or getattr(estimator, "transform_input", None)):
