@@ -44,7 +44,8 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     # every public name has an entry in the API reference
     html = "\n".join(p.read_text(encoding="utf-8") for p in out.rglob("*.html"))
     public = ["skgd.schedules.optimal_init", "skgd.schedules.SCHEDULES"]
-    for module in ("skgd", "skgd.losses", "skgd.datasets", "skgd.model_selection"):
+    for module in ("skgd", "skgd.losses", "skgd.datasets", "skgd.model_selection",
+                   "skgd.pipeline"):
         public += [f"{module}.{name}" for name in importlib.import_module(module).__all__]
     undocumented = [name for name in public if f'id="{name}"' not in html]
     assert not undocumented, f"missing from the API reference: {undocumented}"
