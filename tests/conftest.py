@@ -82,3 +82,29 @@ def sklearn_validation_rule(monkeypatch):
 
     monkeypatch.setattr(MinibatchSGDClassifier, "_state_scores", unscaled_scores)
     monkeypatch.setattr(_stopping.BestEpoch, "see", lambda *args: None)
+
+
+# The tests that take longest with an empty compile cache (they compile in
+# fresh processes, build the docs, or compile threaded passes) run first:
+# with ``-n 2`` the two workers then share them, instead of one worker ending
+# the run alone on a minute-long test. (Collection order only; each test is
+# independent of the others.)
+_LONG_FIRST = (
+    "tests/test_docs.py::test_docs_build",
+    "tests/test_reliability.py::test_property",
+    "tests/test_cache_stamp.py::test_editing",
+    "tests/test_install.py",
+    "tests/test_cache_loading.py::test_a_warm",
+    "tests/test_reliability_edges.py::test_corrupted",
+    "tests/test_batch_threads.py",
+)
+
+
+def _rank(item):
+    """The item's place in ``_LONG_FIRST`` (the longest first); after them, the rest."""
+    return next((i for i, prefix in enumerate(_LONG_FIRST) if item.nodeid.startswith(prefix)),
+                len(_LONG_FIRST))
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=_rank)  # (a stable sort: collection order within each rank)
