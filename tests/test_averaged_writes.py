@@ -26,9 +26,9 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from test_coef_writes import SAME, _data, _expected_scores, _pair, _partial_fit, _scores
+from test_coef_writes import SAME, _data, _expected_scores, _pair, _partial_fit, _scores, _spy
 
-from skgd import MinibatchSGDRegressor, _engine
+from skgd import MinibatchSGDRegressor
 
 KINDS = ["binary", "multiclass", "regressor"]
 FIRST = 40  # rows of the first call; average=70 begins in the second one
@@ -129,20 +129,6 @@ def test_assigned_weights_are_ignored_by_averaged_training(kind):
     assigned, untouched = models
     assert_array_equal(assigned.coef_, untouched.coef_)
     assert_array_equal(assigned.intercept_, untouched.intercept_)
-
-
-def _spy(monkeypatch):
-    """Count the calls that form or replace all the weights (O(n_features))."""
-    calls = []
-    for name in ("weights", "averaged_weights", "replace_weights", "replace_averaged_weights"):
-        original = getattr(_engine.EngineState, name)
-
-        def spy(self, *args, _name=name, _original=original):
-            calls.append(_name)
-            return _original(self, *args)
-
-        monkeypatch.setattr(_engine.EngineState, name, spy)
-    return calls
 
 
 @pytest.mark.parametrize("kind", KINDS)
